@@ -1,0 +1,124 @@
+"""`harness` command line: a thin layer over the Python API (harness.api and friends).
+
+Exit codes: 0 ok, 1 regression found by the gate, 2 bad input (one clear message, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.errors import HarnessError, RegressionFound
+
+
+def _add_run_args(p: argparse.ArgumentParser, sizes: bool = True) -> None:
+    p.add_argument("--method", required=True, help="alignment method (see `harness ls`)")
+    if sizes:
+        p.add_argument("--size", default="5k", help="preference pairs: 2k, 5k, ... or a sweep '2k,5k,7k'")
+    p.add_argument("--world", default="micro", choices=["micro", "real"])
+    p.add_argument("--out", default=None, help="run directory (default: runs/<method>-<size>-<world>-s<seed>)")
+    p.add_argument("--preset", default=None, help="explicit preset YAML instead of presets/<method>/<size>.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.lr=1e-3 seed=1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("run", help="synthesize -> train -> evaluate base and aligned -> compare")
+    _add_run_args(p)
+    p.add_argument("--suites", default=None, help="comma-separated suites (default: the world's hallucination suites)")
+    p.add_argument("--publish", action="store_true", help="add the finished record to leaderboards/")
+
+    p = sub.add_parser("synth", help="build the preference dataset only")
+    _add_run_args(p)
+    p = sub.add_parser("train", help="synthesize (cached) and train the adapter only")
+    _add_run_args(p)
+
+    p = sub.add_parser("eval", help="evaluate one checkpoint on suites")
+    p.add_argument("--model", required=True, help="zoo name (micro-llava) or path to an HF LLaVA checkpoint")
+    p.add_argument("--adapter", default=None, help="PEFT adapter directory")
+    p.add_argument("--suites", required=True, help="comma-separated suite names")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--judge", default=None, help="judge for judged suites (rule | openai)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items per task")
+    p.add_argument("--batch-size", type=int, default=None)
+
+    p = sub.add_parser("leaderboard", help="regenerate leaderboards/ from committed run records")
+    p.add_argument("--dir", default=None, help="leaderboards directory (default: the repo's leaderboards/)")
+
+    p = sub.add_parser("gate", help="fail (exit 1) when gated metrics regress against a reference record")
+    p.add_argument("--record", required=True)
+    p.add_argument("--reference", required=True)
+    p.add_argument("--update", action="store_true", help="write the record as the new reference")
+
+    p = sub.add_parser("publish", help="add a finished run to leaderboards/")
+    p.add_argument("run_dir")
+    p.add_argument("--dir", default=None)
+
+    sub.add_parser("ls", help="list methods, suites, judges and zoo models (no torch import)")
+
+    p = sub.add_parser("zoo", help="build or verify the micro model zoo")
+    zs = p.add_subparsers(dest="zoo_cmd", required=True)
+    b = zs.add_parser("build", help="train the micro zoo from a seed (deterministic)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", default=None, help="zoo directory (default: the committed harness/zoo/weights)")
+    b.add_argument("--reduced", action="store_true", help="tiny, fast zoo for tests")
+    b.add_argument("--only", default=None, help="comma-separated model names to (re)build")
+    v = zs.add_parser("verify", help="check zoo files against their recorded hashes")
+    v.add_argument("--dir", default=None)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args) or 0
+    except HarnessError as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except RegressionFound as e:
+        print(f"harness: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("harness: interrupted; finished stages are cached, re-run to resume", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int | None:
+    cmd = args.cmd
+    if cmd == "ls":
+        from harness.listing import print_listing
+        print_listing()
+        return 0
+    if cmd == "zoo":
+        from harness.zoo import store
+        if args.zoo_cmd == "verify":
+            store.verify_cli(args.dir)
+            return 0
+        from harness.zoo.build import build_zoo
+        build_zoo(seed=args.seed, out=args.out, reduced=args.reduced,
+                  only=args.only.split(",") if args.only else None)
+        return 0
+    if cmd == "leaderboard":
+        from harness.leaderboard import regenerate
+        regenerate(args.dir)
+        return 0
+    if cmd == "gate":
+        from harness.gate import gate_cli
+        return gate_cli(args.record, args.reference, update=args.update)
+    if cmd == "publish":
+        from harness.leaderboard import publish
+        publish(args.run_dir, args.dir)
+        return 0
+    if cmd == "eval":
+        from harness import api
+        api.evaluate_cli(args)
+        return 0
+    from harness import api
+    {"run": api.run_cli, "synth": api.synth_cli, "train": api.train_cli}[cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The typed run record (DESIGN.md §5): everything tables, leaderboards and the gate need.
+
+Tables and boards are pure functions of records; re-tabulating never re-runs a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.io import write_json
+
+SCHEMA_VERSION = 1
+TRACKED_PACKAGES = ("harness", "torch", "transformers", "trl", "peft", "datasets", "lmms-eval", "numpy", "scipy")
+
+
+@dataclass
+class MetricValue:
+    value: float
+    ci: list[float]          # 95 % interval [lo, hi]
+    n: int                   # items the metric is computed over
+    direction: str           # "higher" | "lower" | "target:<v>"
+
+
+@dataclass
+class SuiteResult:
+    suite: str
+    version: str
+    metrics: dict[str, MetricValue]
+    failures: dict[str, int] = field(default_factory=dict)   # e.g. {"parse": 3, "judge": 0}
+    samples: str = ""                                        # path relative to the run directory
+    primary: str = ""
+
+
+@dataclass
+class Comparison:
+    delta: float             # aligned - base
+    ci: list[float]          # 95 % interval of the delta
+    p_value: float | None
+    test: str                # "mcnemar" | "paired-bootstrap"
+    direction: str = "higher"
+
+
+@dataclass
+class RunRecord:
+    kind: str                                   # "run" (base vs aligned) | "eval" (one checkpoint)
+    method: str | None = None
+    size: int | None = None
+    world: str = "micro"
+    seed: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+    packages: dict[str, str] = field(default_factory=dict)
+    git_commit: str | None = None
+    machine: str = ""
+    created: str = ""
+    timings: dict[str, float] = field(default_factory=dict)   # stage -> wall seconds
+    checkpoints: dict[str, dict[str, SuiteResult]] = field(default_factory=dict)  # "base"/"aligned" -> suite -> result
+    checkpoint_paths: dict[str, str] = field(default_factory=dict)
+    comparisons: dict[str, dict[str, Comparison]] = field(default_factory=dict)    # suite -> metric -> comparison
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunRecord":
+        try:
+            if d.get("schema_version") != SCHEMA_VERSION:
+                raise HarnessError(f"record schema_version {d.get('schema_version')!r} is not {SCHEMA_VERSION}")
+            d = dict(d)
+            d["checkpoints"] = {
+                ck: {s: SuiteResult(**{**r, "metrics": {m: MetricValue(**v) for m, v in r["metrics"].items()}})
+                     for s, r in suites.items()}
+                for ck, suites in d.get("checkpoints", {}).items()}
+            d["comparisons"] = {s: {m: Comparison(**c) for m, c in ms.items()}
+                                for s, ms in d.get("comparisons", {}).items()}
+            return cls(**d)
+        except HarnessError:
+            raise
+        except (TypeError, KeyError, AttributeError) as e:
+            raise HarnessError(f"malformed run record: {e}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunRecord":
+        path = Path(path)
+        if not path.is_file():
+            raise HarnessError(f"record not found: {path}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise HarnessError(f"malformed record {path}: {e}") from None
+        return cls.from_dict(data)
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    cwd = cwd or Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_description() -> str:
+    import os
+    return f"{platform.machine()} {os.cpu_count()} cpu {platform.system()}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
