@@ -112,8 +112,8 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         publish(args.run_dir, args.dir)
         return 0
     if cmd == "eval":
-        from harness import api
-        api.evaluate_cli(args)
+        from harness.evaluate import evaluate_cli
+        evaluate_cli(args)
         return 0
     from harness import api
     {"run": api.run_cli, "synth": api.synth_cli, "train": api.train_cli}[cmd](args)
