@@ -1,0 +1,1 @@
+"""Alignment methods (plugins): one readable file per method plus presets/<method>/<size>.yaml."""
