@@ -1,0 +1,126 @@
+"""The lmms-eval side of the harness: our checkpoints as an lmms-eval model, and running tasks through
+`lmms_eval.evaluator.simple_evaluate`. This is the only module that imports lmms_eval.
+
+Registered for the lmms-eval CLI through the entry point group `lmms_eval.models`
+(`harness_vlm = "harness.lmms_adapter:MANIFEST"`), so
+`lmms-eval --model harness_vlm --model_args pretrained=micro-llava,adapter=DIR --tasks ... --include_path ...`
+works too. The harness itself passes a model instance to simple_evaluate and reads the per-item samples back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from lmms_eval.models.registry_v2 import ModelManifest
+
+from harness.errors import HarnessError
+from harness.models import vlm
+
+MANIFEST = ModelManifest(model_id="harness_vlm", simple_class_path="harness.lmms_adapter.HarnessVLM")
+
+
+class HarnessVLM(lmms):
+    """An HF LLaVA-architecture checkpoint (+ optional PEFT adapter), batched greedy generation."""
+
+    def __init__(self, pretrained: str | None = None, adapter: str | None = None, batch_size: int | str = 64,
+                 trust_remote_code: bool | str = False, model=None, processor=None,
+                 progress: Callable[[str, int, int], None] | None = None, **_ignored) -> None:
+        super().__init__()
+        if model is None:
+            if not pretrained:
+                raise HarnessError("harness_vlm needs pretrained=<zoo name or checkpoint path>")
+            trc = str(trust_remote_code).lower() in ("1", "true", "yes")
+            model, processor = vlm.load_vlm(pretrained, adapter=adapter or None, trust_remote_code=trc)
+        self.model, self.processor = model, processor
+        self.batch_size_per_gpu = int(batch_size or 64)
+        self.progress = progress
+
+    # lmms-eval reads these on some code paths
+    @property
+    def batch_size(self) -> int:
+        return self.batch_size_per_gpu
+
+    @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def world_size(self) -> int:
+        return self._world_size
+
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        """Answers for every request, in request order; requests are grouped by task (same generation kwargs)."""
+        out: list[str | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, req in enumerate(requests):
+            groups[req.args[4]].append(i)
+        for task, idx in groups.items():
+            ctx0, gen_kwargs, doc_to_visual, _, _, split = requests[idx[0]].args
+            images, prompts = [], []
+            for i in idx:
+                context, _, _, doc_id, _, split = requests[i].args
+                visuals = doc_to_visual(self.task_dict[task][split][doc_id])
+                if len(visuals) != 1:
+                    raise HarnessError(f"task {task} document {doc_id}: expected one image, got {len(visuals)}")
+                images.append(visuals[0])
+                prompts.append(context)
+            gk = dict(gen_kwargs or {})
+            until = [u for u in (gk.get("until") or []) if u]
+            answers = vlm.generate(
+                self.model, self.processor, images, prompts, max_new_tokens=int(gk.get("max_new_tokens", 32)),
+                batch_size=self.batch_size_per_gpu, temperature=float(gk.get("temperature") or 0.0),
+                progress=(lambda n, t=task, k=len(idx): self.progress(t, n, k)) if self.progress else None)
+            for i, ans in zip(idx, answers):
+                for stop in until:             # lmms-eval's stop sequences, applied to the decoded text
+                    ans = ans.split(stop)[0]
+                out[i] = ans
+        return out  # type: ignore[return-value]
+
+    def loglikelihood(self, requests):
+        raise HarnessError("harness_vlm supports generate_until tasks only (no loglikelihood)")
+
+    def generate_until_multi_round(self, requests):
+        raise HarnessError("harness_vlm does not support multi-round generation")
+
+
+def run_tasks(lm: HarnessVLM, tasks: list[str], include_path: str | Path | list | None = None,
+              limit: int | None = None) -> dict[str, list[dict]]:
+    """Run lmms-eval tasks with our model instance -> {task: [logged sample, ...]} in document order.
+
+    lmms-eval does not fail loudly (its CLI exits 0 when an evaluation fails), so we check that every task
+    came back with one sample per document and raise HarnessError otherwise.
+    """
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    paths = include_path if isinstance(include_path, list) else ([include_path] if include_path else None)
+    tm = TaskManager(verbosity="ERROR", include_path=[str(p) for p in paths] if paths else None)
+    unknown = [t for t in tasks if t not in tm.all_tasks]
+    if unknown:
+        raise HarnessError(f"unknown lmms-eval task(s): {', '.join(unknown)}")
+    try:
+        results = simple_evaluate(model=lm, tasks=list(tasks), task_manager=tm, log_samples=True, limit=limit,
+                                  batch_size=lm.batch_size, verbosity="ERROR", bootstrap_iters=0)
+    except HarnessError:
+        raise
+    except Exception as e:   # noqa: BLE001 - lmms-eval raises anything; the message is what the user needs
+        cause = e
+        while cause.__cause__ is not None and not isinstance(cause, HarnessError):
+            cause = cause.__cause__
+            raise HarnessError(f"lmms-eval failed on {', '.join(tasks)}: {type(cause).__name__}: {cause}") from None
+    if not results or "samples" not in results:
+        raise HarnessError(f"lmms-eval returned no samples for {', '.join(tasks)}")
+    out = {}
+    for t in tasks:
+        samples = results["samples"].get(t)
+        if not samples:
+            raise HarnessError(f"lmms-eval returned no samples for task {t}")
+        out[t] = sorted(samples, key=lambda s: s["doc_id"])
+    return out

@@ -1,0 +1,65 @@
+"""A tiny random-weight LLaVA checkpoint for evaluation tests, built from configs (no hub).
+
+Uses harness.zoo.architectures when H1's builder is importable; otherwise builds an equivalent one here
+(word-level tokenizer over the micro-world vocabulary, LlavaProcessor with a chat template, FACTS.md §4).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }} : "
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    " </s> {% endfor %}{% if add_generation_prompt %}assistant : {% endif %}")
+
+
+def build_tiny_llava(out: Path, seed: int = 0, image_size: int = 64, patch: int = 8) -> Path:
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
+
+    from harness.world.texts import VOCAB
+
+    torch.manual_seed(seed)
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "<image>"]
+    vocab = {w: i for i, w in enumerate(specials + [w for w in VOCAB if w not in specials])}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
+                                  eos_token="</s>", extra_special_tokens={"image_token": "<image>"})
+    tok.chat_template = CHAT_TEMPLATE
+    cfg = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                       num_attention_heads=2, image_size=image_size, patch_size=patch),
+        text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                                pad_token_id=0, bos_token_id=2, eos_token_id=3),
+        image_token_index=vocab["<image>"], vision_feature_select_strategy="default", vision_feature_layer=-1)
+    model = LlavaForConditionalGeneration(cfg)
+    model.generation_config.pad_token_id = 0
+    model.generation_config.eos_token_id = 3
+    ip = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+                            do_center_crop=True)
+    proc = LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=patch, num_additional_image_tokens=1,
+                          vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE)
+    out = Path(out)
+    model.save_pretrained(out, safe_serialization=True)
+    proc.save_pretrained(out)
+    return out
+
+
+def build_tiny_lora(model_dir: Path, out: Path, seed: int = 1) -> Path:
+    """A random LoRA adapter on the language model's attention projections (B != 0 so it changes outputs)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlavaForConditionalGeneration
+
+    torch.manual_seed(seed)
+    base = LlavaForConditionalGeneration.from_pretrained(model_dir, use_safetensors=True)
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                           init_lora_weights=False))
+    peft.save_pretrained(out)
+    return Path(out)
