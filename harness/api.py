@@ -1,0 +1,306 @@
+"""The run API: synthesize -> train -> evaluate base and aligned -> compare, each stage cached and resumable.
+
+`run(...)`, `synth(...)` and `train(...)` return a RunRecord; `run_cli/synth_cli/train_cli(args)` are the
+CLI glue (harness/cli.py). A run directory (DESIGN §5) holds record.json, table.md,
+samples/<checkpoint>/<suite>.jsonl, dataset/ (the TRL preference dataset + card), adapter/ (PEFT,
+safetensors), train_log.json and stages/ (the cache: one directory per finished stage, each with a DONE marker
+written last). Stage keys hash the config slice, the upstream stage keys, the models' content and the code
+version, so a re-run after a kill resumes at the first unfinished stage, and re-running a finished run only
+re-prints its table. The base model's evaluation is cached across runs (HARNESS_CACHE_DIR, default
+~/.cache/harness): same base model + suites + eval settings + evaluation code -> same samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.config import PRESETS_DIR, parse_size, preset_path, resolve, size_label, to_dict
+from harness.errors import HarnessError
+from harness.io import stable_hash, write_text
+from harness.record import RunRecord, git_commit, machine_description, now_iso, package_versions
+from harness.stages import Stages, code_version
+
+DEFAULT_SUITES = {"micro": ["micro-pope", "micro-amber", "micro-chair", "micro-mmhal", "micro-mmvet"],
+                  "real": ["pope", "amber", "mmhal", "mmvet", "object-halbench"]}
+DEFAULT_BASE = {"micro": "micro-llava", "real": "llava-hf/llava-1.5-7b-hf"}
+EVAL_CODE = ("harness.evaluate", "harness.lmms_adapter", "harness.models.vlm", "harness.judges", "benchmarks",
+             "harness.world")
+
+
+@dataclass
+class EvalSettings:
+    batch_size: int = 64
+    limit: int | None = None            # first N items per task (quick looks; records say so)
+
+
+@dataclass
+class RunSettings:
+    method: str = "rm-dpo"
+    size: int = 5000
+    world: str = "micro"
+    seed: int = 0
+    base_model: str = ""                # default: micro-llava (micro) / llava-hf/llava-1.5-7b-hf (real)
+    suites: list[str] = field(default_factory=list)   # default: the world's hallucination suites
+    judge: str = "rule"
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    threads: int = 1                    # torch threads per process (FACTS §5)
+
+    def __post_init__(self):
+        self.base_model = self.base_model or DEFAULT_BASE.get(self.world, "")
+        self.suites = list(self.suites) or list(DEFAULT_SUITES.get(self.world, []))
+
+
+def _console():
+    from rich.console import Console
+    return Console(stderr=True, quiet=bool(os.environ.get("HARNESS_QUIET")))
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness")
+
+
+def _fingerprint(model: str) -> str:
+    from pipelines.synth.models import fingerprint
+    return fingerprint(model)
+
+
+def prepare(method: str, size: str | int, world: str = "micro", out: str | Path | None = None,
+            preset: str | Path | None = None, overrides: list[str] | dict | None = None,
+            suites: list[str] | str | None = None):
+    """Resolve a run spec -> (Method, RunSettings, method config, run dir, config dict, config hash)."""
+    from harness import registry
+    n = parse_size(size)
+    m = registry.load("methods", method)
+    m.check_world(world)
+    over = overrides if isinstance(overrides, dict) else list(overrides or [])
+    if preset is None and not preset_path(method, n, world).is_file():
+        # a size without its own preset (e.g. 500) runs on the world's base preset of the method
+        base = PRESETS_DIR / method / f"_{world}.yaml"
+        preset = base if base.is_file() else None
+    settings, cfg = resolve(m.config_cls, RunSettings, method, n, world, over, preset)
+    if suites:
+        settings.suites = [s.strip() for s in (suites.split(",") if isinstance(suites, str) else suites) if s.strip()]
+    for s in settings.suites:
+        if s not in registry.names("suites"):
+            raise HarnessError(f"unknown suite {s!r} (known: {', '.join(sorted(registry.names('suites')))})")
+    config = {"run": to_dict(settings), "method": to_dict(cfg)}
+    run_dir = Path(out) if out else Path("runs") / f"{method}-{size_label(n)}-{world}-s{settings.seed}"
+    return m, settings, cfg, run_dir, config, stable_hash(config)
+
+
+def _base_record(settings: RunSettings, config: dict, config_hash: str) -> RunRecord:
+    return RunRecord(kind="run", method=settings.method, size=settings.size, world=settings.world,
+                     seed=settings.seed, config=config, config_hash=config_hash, packages=package_versions(),
+                     git_commit=git_commit(), machine=machine_description(), created=now_iso())
+
+
+def _stage_synth(m, settings, cfg, run_dir: Path, stages: Stages, console):
+    inputs = {"method": m.name, "cfg": to_dict(cfg), "size": settings.size, "seed": settings.seed,
+              "world": settings.world, "base": _fingerprint(settings.base_model),
+              "code": code_version(*m.code_modules) if m.code_modules else ""}
+    console.rule(f"[bold]synthesize[/] {m.name} {settings.world} {settings.size} pairs")
+    st = stages.run("synth", inputs,
+                    lambda d: m.build_pairs(cfg, settings, d, stages.sub("synth-parts")))
+    _publish_dir(st.path / "dataset", run_dir / "dataset")
+    return st
+
+
+def _stage_train(m, settings, cfg, run_dir: Path, stages: Stages, synth, console):
+    inputs = {"up": synth.key, "cfg": to_dict(cfg), "seed": settings.seed,
+              "code": code_version(*m.code_modules) if m.code_modules else ""}
+    key = stages.key("train", inputs)
+    console.rule(f"[bold]train[/] {m.name}")
+    st = stages.run("train", inputs,
+                    lambda d: m.train(cfg, settings, synth.path / "dataset", d, stages.sub(f"train-parts/{key}")))
+    _publish_dir(st.path / "adapter", run_dir / "adapter")
+    shutil.copyfile(st.path / "train_log.json", run_dir / "train_log.json")
+    return st
+
+
+def _publish_dir(src: Path, dst: Path) -> None:
+    """Expose a stage's output at a stable run-directory path (hard-linked copy, replaced atomically)."""
+    tmp = dst.parent / f".{dst.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(src, tmp, copy_function=os.link)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+
+
+def _evaluate(settings: RunSettings, stages: Stages, name: str, checkpoint: str, adapter: Path | None,
+              extra_key: dict, console):
+    """Evaluate one checkpoint as a stage; returns (StageResult, {suite: SuiteResult as dict})."""
+    def do(d: Path):
+        from harness.evaluate import evaluate_checkpoint
+        results = evaluate_checkpoint(settings.base_model, adapter=str(adapter) if adapter else None,
+                                      suites=list(settings.suites), out_dir=str(d), checkpoint=checkpoint,
+                                      judge=settings.judge, batch_size=settings.eval.batch_size,
+                                      limit=settings.eval.limit)
+        return {s: dataclasses.asdict(r) for s, r in results.items()}
+    inputs = {"model": _fingerprint(settings.base_model), "suites": sorted(settings.suites),
+              "judge": settings.judge, "eval": to_dict(settings.eval), "checkpoint": checkpoint,
+              "code": code_version(*EVAL_CODE), **extra_key}
+    console.rule(f"[bold]evaluate[/] {checkpoint} on {', '.join(settings.suites)}")
+    return stages.run(name, inputs, do)
+
+
+def _suite_results(output: dict) -> dict:
+    from harness.record import MetricValue, SuiteResult
+    return {s: SuiteResult(**{**r, "metrics": {k: MetricValue(**v) for k, v in r["metrics"].items()}})
+            for s, r in output.items()}
+
+
+def _copy_samples(src_dir: Path, run_dir: Path, checkpoint: str) -> None:
+    src = src_dir / "samples" / checkpoint
+    if src.is_dir():
+        _publish_dir(src, run_dir / "samples" / checkpoint)
+
+
+def _timings(*stage_results) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for st in stage_results:
+        parts = (st.output or {}).get("timings") if isinstance(st.output, dict) else None
+        if parts:
+            out.update({f"{st.name}.{k}": round(float(v), 2) for k, v in parts.items()})
+        out[st.name] = round(st.seconds, 2)
+    return out
+
+
+def run(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", out: str | Path | None = None,
+        preset: str | Path | None = None, overrides: list[str] | dict | None = None,
+        suites: list[str] | str | None = None, publish: bool = False, quiet: bool = False) -> RunRecord:
+    """synthesize -> train -> evaluate base (cached across runs) and aligned -> compare -> record + table."""
+    from harness import registry
+    m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides, suites)
+    console = _console()
+    record_path = run_dir / "record.json"
+    if record_path.is_file():
+        rec = RunRecord.load(record_path)
+        if rec.config_hash == chash and rec.kind == "run":
+            console.print(f"[dim]{run_dir}: finished run, re-printing its table[/]")
+            _print_table(rec, quiet)
+            return rec
+    _threads(settings.threads)
+    stages = Stages(run_dir / "stages", log=console.print)
+    t0 = time.perf_counter()
+    st_s = _stage_synth(m, settings, cfg, run_dir, stages, console)
+    st_t = _stage_train(m, settings, cfg, run_dir, stages, st_s, console)
+    base_stages = Stages(_cache_dir() / "base-eval", log=console.print)
+    st_b = _evaluate(settings, base_stages, "eval-base", "base", None, {}, console)
+    _copy_samples(st_b.path, run_dir, "base")
+    st_a = _evaluate(settings, stages, "eval-aligned", "aligned", st_t.path / "adapter", {"up": st_t.key}, console)
+    _copy_samples(st_a.path, run_dir, "aligned")
+
+    t_cmp = time.perf_counter()
+    from harness.compare import compare_suite
+    from harness.evaluate import load_samples
+    rec = _base_record(settings, config, chash)
+    rec.checkpoints = {"base": _suite_results(st_b.output), "aligned": _suite_results(st_a.output)}
+    rec.checkpoint_paths = {"base": settings.base_model, "aligned": "adapter"}
+    for s in settings.suites:
+        suite = registry.load("suites", s)
+        rec.comparisons[s] = compare_suite(suite, load_samples(run_dir, "base", s), load_samples(run_dir, "aligned", s),
+                                           seed=settings.seed)
+    rec.timings = _timings(st_s, st_t, st_b, st_a)
+    rec.timings["compare"] = round(time.perf_counter() - t_cmp, 2)
+    rec.timings["total_this_invocation"] = round(time.perf_counter() - t0, 2)
+    _finish(rec, run_dir, quiet)
+    if publish:
+        from harness.leaderboard import publish as publish_run
+        publish_run(str(run_dir), None)
+    return rec
+
+
+def _finish(rec: RunRecord, run_dir: Path, quiet: bool) -> None:
+    from harness.tables import before_after_markdown
+    write_text(run_dir / "table.md", before_after_markdown(rec))
+    rec.save(run_dir / "record.json")      # last: its presence marks the run finished
+    _print_table(rec, quiet)
+
+
+def _print_table(rec: RunRecord, quiet: bool) -> None:
+    if quiet or os.environ.get("HARNESS_QUIET"):
+        return
+    from harness.tables import print_before_after
+    print_before_after(rec)
+
+
+def _threads(n: int) -> None:
+    import torch
+    torch.set_num_threads(max(1, int(n)))
+
+
+def synth(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", out: str | Path | None = None,
+          preset: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunRecord:
+    """Build (or reuse) the preference dataset only; the record holds its timings, the card is dataset/README.md."""
+    m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides)
+    console = _console()
+    _threads(settings.threads)
+    stages = Stages(run_dir / "stages", log=console.print)
+    st = _stage_synth(m, settings, cfg, run_dir, stages, console)
+    rec = _base_record(settings, config, chash)
+    rec.kind = "synth"
+    rec.timings = _timings(st)
+    console.print(f"dataset: {run_dir / 'dataset'} ({st.output.get('pairs')} pairs; card: dataset/README.md)")
+    return rec
+
+
+def train(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", out: str | Path | None = None,
+          preset: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunRecord:
+    """Synthesize (cached) and train the adapter only."""
+    m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides)
+    console = _console()
+    _threads(settings.threads)
+    stages = Stages(run_dir / "stages", log=console.print)
+    st_s = _stage_synth(m, settings, cfg, run_dir, stages, console)
+    st_t = _stage_train(m, settings, cfg, run_dir, stages, st_s, console)
+    rec = _base_record(settings, config, chash)
+    rec.kind = "train"
+    rec.timings = _timings(st_s, st_t)
+    rec.checkpoint_paths = {"base": settings.base_model, "aligned": "adapter"}
+    console.print(f"adapter: {run_dir / 'adapter'}; training log: {run_dir / 'train_log.json'}")
+    return rec
+
+
+# ---------------------------------------------------------------- CLI glue
+
+def _sizes(text: str) -> list[str]:
+    sizes = [s.strip() for s in str(text).split(",") if s.strip()]
+    if not sizes:
+        raise HarnessError(f"malformed size {text!r}")
+    for s in sizes:
+        parse_size(s)                   # validate every size before any work
+    return sizes
+
+
+def _sweep_out(args, size: str, many: bool):
+    if not args.out:
+        return None
+    return Path(args.out) / size_label(parse_size(size)) if many else Path(args.out)
+
+
+def run_cli(args) -> list[RunRecord]:
+    sizes = _sizes(args.size)
+    return [run(args.method, s, args.world, _sweep_out(args, s, len(sizes) > 1), args.preset, args.overrides,
+                getattr(args, "suites", None), getattr(args, "publish", False)) for s in sizes]
+
+
+def synth_cli(args) -> list[RunRecord]:
+    sizes = _sizes(args.size)
+    return [synth(args.method, s, args.world, _sweep_out(args, s, len(sizes) > 1), args.preset, args.overrides)
+            for s in sizes]
+
+
+def train_cli(args) -> list[RunRecord]:
+    sizes = _sizes(args.size)
+    return [train(args.method, s, args.world, _sweep_out(args, s, len(sizes) > 1), args.preset, args.overrides)
+            for s in sizes]

@@ -1,0 +1,144 @@
+"""Content-addressed stage caching: a re-run after a kill resumes at the first unfinished stage.
+
+A stage's directory is `<root>/<name>-<key>` where key = hash(config slice + upstream stage keys + code
+version). It is built in a hidden temporary sibling, a `DONE` marker (the stage's metadata: key, inputs,
+wall time) is written last, and only then is the directory renamed into place (one atomic rename), so a
+killed stage leaves nothing that looks finished: the next run removes the leftover and starts that stage
+again, while every finished stage is reused as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.io import stable_hash, write_json
+
+DONE = "DONE"
+_CODE_CACHE: dict[tuple[str, ...], str] = {}
+
+
+def code_version(*modules: str) -> str:
+    """Hash of the source files of `modules` (a package counts all its .py files): editing the code that
+    produces a stage invalidates that stage's cache, nothing else does."""
+    key = tuple(sorted(modules))
+    if key in _CODE_CACHE:
+        return _CODE_CACHE[key]
+    h = hashlib.sha256()
+    for name in key:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            h.update(f"missing:{name}".encode())
+            continue
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for f in files:
+            h.update(str(f.relative_to(origin.parent)).encode())
+            h.update(f.read_bytes())
+    _CODE_CACHE[key] = h.hexdigest()[:16]
+    return _CODE_CACHE[key]
+
+
+@dataclass
+class StageResult:
+    name: str
+    key: str
+    path: Path
+    meta: dict
+    cached: bool
+
+    @property
+    def seconds(self) -> float:
+        return float(self.meta.get("seconds", 0.0))
+
+    @property
+    def output(self) -> Any:
+        return self.meta.get("output")
+
+
+class Stages:
+    """Stage directories under `root`; `stages.run(name, inputs, fn)` computes or reuses one."""
+
+    def __init__(self, root: str | Path, log: Callable[[str], None] | None = None):
+        self.root = Path(root)
+        self.log = log or (lambda msg: None)
+
+    def key(self, name: str, inputs: dict) -> str:
+        return stable_hash({"stage": name, "inputs": inputs})
+
+    def path(self, name: str, inputs: dict) -> Path:
+        return self.root / f"{name}-{self.key(name, inputs)}"
+
+    def lookup(self, name: str, inputs: dict) -> StageResult | None:
+        path = self.path(name, inputs)
+        done = path / DONE
+        if done.is_file():
+            meta = json.loads(done.read_text(encoding="utf-8"))
+            return StageResult(name, meta["key"], path, meta, cached=True)
+        return None
+
+    def run(self, name: str, inputs: dict, fn: Callable[[Path], Any]) -> StageResult:
+        """Return the finished stage for `inputs`, computing it with `fn(tmp_dir)` if needed.
+
+        `fn` writes its files into the directory it is given and returns a JSON-able summary (kept in DONE).
+        """
+        hit = self.lookup(name, inputs)
+        if hit is not None:
+            self.log(f"{name}: cached ({hit.seconds:.1f} s when computed) -> {hit.path}")
+            return hit
+        key = self.key(name, inputs)
+        final = self.root / f"{name}-{key}"
+        tmp = self.root / f".{name}-{key}.tmp"
+        if tmp.exists():               # a killed earlier attempt: never trust it
+            shutil.rmtree(tmp)
+        if final.exists():             # a directory without DONE (should not happen): redo it
+            shutil.rmtree(final)
+        tmp.mkdir(parents=True)
+        t0 = time.perf_counter()
+        try:
+            output = fn(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        meta = {"name": name, "key": key, "inputs": inputs, "seconds": round(time.perf_counter() - t0, 3),
+                "output": output}
+        write_json(tmp / DONE, meta)   # written last: its presence means the stage is complete
+        os.replace(tmp, final)
+        return StageResult(name, key, final, meta, cached=False)
+
+    def sub(self, name: str) -> "Stages":
+        """Stages nested under `root/name` (e.g. a method's synthesis components)."""
+        return Stages(self.root / name, self.log)
+
+
+class progress:
+    """A rich progress bar as a context manager; `bar(n_done)` updates it. Quiet when HARNESS_QUIET is set."""
+
+    def __init__(self, description: str, total: int):
+        self.description, self.total = description, total
+        self._p = None
+
+    def __enter__(self):
+        if not os.environ.get("HARNESS_QUIET"):
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                               TimeElapsedColumn(), transient=False)
+            self._p.start()
+            self._task = self._p.add_task(self.description, total=self.total)
+        return self
+
+    def __call__(self, done: int) -> None:
+        if self._p is not None:
+            self._p.update(self._task, completed=done)
+
+    def __exit__(self, *exc):
+        if self._p is not None:
+            self._p.stop()
+        return False

@@ -1,0 +1,162 @@
+"""DPO training with TRL's DPOTrainer + a PEFT LoRA adapter, shared by every DPO-style method.
+
+Real preset = the paper's recipe (LoRA r128/α256, dropout 0.05 on all LM linear layers, lr 1e-5, cosine,
+warmup 3 %, 2 epochs, β 0.1, bf16). Micro preset = a recipe that fits 2 CPU cores (FACTS §7): lr 1e-3, β 0.1,
+LoRA r16/α32, loss ["sigmoid", "sft"] with weights [1, 1] (the SFT term on the chosen answer is what keeps
+outputs well-formed), batch 16, no gradient checkpointing, max_length None (truncation would cut image tokens).
+
+Also here: merging an adapter into a full checkpoint (the start of an on-policy round) and concatenating the
+adapters of several rounds into one adapter for the original base (PEFT `add_weighted_adapter(..., "cat")`:
+[A1; A2] and [B1, B2] give B·A = B1·A1 + B2·A2 exactly, with each round's scaling folded in).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.io import write_json
+
+# All linear layers of the language model (Llama-style names), none of the vision tower or projector.
+LM_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass
+class DPOTrainConfig:
+    lr: float = 1e-5
+    beta: float = 0.1
+    lora_r: int = 128
+    lora_alpha: int = 256
+    lora_dropout: float = 0.05
+    target_modules: str = LM_LINEAR                  # a PEFT regex or comma-separated module names
+    loss_type: list[str] = field(default_factory=lambda: ["sigmoid"])
+    loss_weights: list[float] | None = None
+    batch_size: int = 2                              # per device
+    grad_accum: int = 1
+    epochs: float = 2.0
+    max_steps: int = -1                              # > 0 overrides epochs
+    warmup_ratio: float = 0.03
+    scheduler: str = "cosine"
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    max_length: int | None = None
+    threads: int = 1                                 # torch threads (FACTS §5: 1 per process is steadier)
+
+
+def _target_modules(spec: str):
+    return spec if any(ch in spec for ch in "*().|\\") else [m.strip() for m in spec.split(",") if m.strip()]
+
+
+def train_dpo(cfg: DPOTrainConfig, *, base: str, dataset_dir: str | Path, out_dir: str | Path, seed: int,
+              label: str = "dpo") -> dict:
+    """Train one LoRA adapter on a saved TRL preference dataset; writes out_dir/adapter, out_dir/train_log.json."""
+    import torch
+    from datasets import load_from_disk
+    from peft import LoraConfig
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+    from trl import DPOConfig, DPOTrainer
+
+    from pipelines.synth.models import resolve
+
+    torch.set_num_threads(cfg.threads)
+    out_dir = Path(out_dir)
+    path = resolve(base) if not Path(base).is_dir() else Path(base)
+    ds = load_from_disk(str(dataset_dir))
+    if len(ds) == 0:
+        raise HarnessError(f"preference dataset {dataset_dir} is empty")
+    ds = ds.remove_columns([c for c in ds.column_names if c not in ("images", "prompt", "chosen", "rejected")])
+    processor = AutoProcessor.from_pretrained(path)
+    model = LlavaForConditionalGeneration.from_pretrained(
+        path, use_safetensors=True, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
+    if cfg.loss_weights is not None and len(cfg.loss_weights) != len(cfg.loss_type):
+        raise HarnessError(f"train.loss_weights has {len(cfg.loss_weights)} entries for "
+                           f"{len(cfg.loss_type)} loss types")
+    args = DPOConfig(
+        output_dir=str(out_dir / "trainer"), learning_rate=cfg.lr, beta=cfg.beta,
+        loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights,
+        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=float(cfg.warmup_ratio),  # a float < 1 is a ratio in transformers 5
+        lr_scheduler_type=cfg.scheduler, bf16=cfg.bf16, gradient_checkpointing=cfg.gradient_checkpointing,
+        max_length=cfg.max_length, logging_steps=1, save_strategy="no", report_to="none", seed=seed,
+        data_seed=seed, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        disable_tqdm=bool(os.environ.get("HARNESS_QUIET")), remove_unused_columns=False)
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=_target_modules(cfg.target_modules), task_type="CAUSAL_LM", bias="none")
+    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=processor, peft_config=lora)
+    result = trainer.train()
+    trainer.model.save_pretrained(str(out_dir / "adapter"), safe_serialization=True)
+    log = [_clean(e) for e in trainer.state.log_history]
+    steps = [e for e in log if "loss" in e]
+    bad = [e for e in steps if not math.isfinite(e["loss"])]
+    if bad:
+        raise HarnessError(f"DPO loss became non-finite at step {bad[0].get('step')}: lower train.lr")
+    summary = {"label": label, "pairs": len(ds), "steps": int(result.global_step),
+               "train_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 2),
+               "final_loss": steps[-1]["loss"] if steps else None,
+               "final_reward_margin": steps[-1].get("rewards/margins") if steps else None,
+               "final_reward_accuracy": steps[-1].get("rewards/accuracies") if steps else None,
+               "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)}
+    write_json(out_dir / "train_log.json", {"summary": summary, "steps": log})
+    import shutil
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+    return summary
+
+
+def _clean(entry: dict) -> dict:
+    return {k: (float(v) if hasattr(v, "__float__") and not isinstance(v, (int, str)) else v) for k, v in entry.items()}
+
+
+def merge_adapter(base: str, adapter: str | Path, out: str | Path) -> Path:
+    """base + adapter -> a full HF checkpoint (safetensors) with the base's processor."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from pipelines.synth.models import resolve
+    path = resolve(base) if not Path(base).is_dir() else Path(base)
+    model = LlavaForConditionalGeneration.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged.save_pretrained(str(out), safe_serialization=True)
+    AutoProcessor.from_pretrained(path).save_pretrained(str(out))
+    return Path(out)
+
+
+def combine_adapters(base: str, adapters: list[str | Path], out: str | Path) -> Path:
+    """Adapters trained in sequence (round k on base + rounds < k merged) -> one adapter for `base`."""
+    import torch
+    from peft import PeftModel
+    from transformers import LlavaForConditionalGeneration
+
+    from pipelines.synth.models import resolve
+    out = Path(out)
+    if len(adapters) == 1:
+        import shutil
+        shutil.copytree(adapters[0], out)
+        return out
+    path = resolve(base) if not Path(base).is_dir() else Path(base)
+    model = LlavaForConditionalGeneration.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+    names = [f"round{i + 1}" for i in range(len(adapters))]
+    peft_model = PeftModel.from_pretrained(model, str(adapters[0]), adapter_name=names[0])
+    for name, a in zip(names[1:], adapters[1:]):
+        peft_model.load_adapter(str(a), adapter_name=name)
+    peft_model.add_weighted_adapter(names, [1.0] * len(names), "combined", combination_type="cat")
+    for n in names:
+        peft_model.delete_adapter(n)
+    peft_model.set_adapter("combined")
+    tmp = out.parent / (out.name + ".tmp")
+    peft_model.save_pretrained(str(tmp), safe_serialization=True, selected_adapters=["combined"])
+    # PEFT writes non-default adapters into a sub-folder named after the adapter
+    src = tmp / "combined" if (tmp / "combined").is_dir() else tmp
+    os.replace(src, out)
+    if tmp.exists():
+        import shutil
+        shutil.rmtree(tmp)
+    cfg_file = out / "adapter_config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["base_model_name_or_path"] = str(base)
+    write_json(cfg_file, cfg)
+    return out

@@ -1,0 +1,78 @@
+"""Stage 1 — text-to-image prompts by category.
+
+micro: one train-split scene per prompt (its theme is the category); the prompt text is the generator's
+prompt for that scene. real: a JSONL file of {"category", "prompt"} rows (the paper had a GPT-4-family model
+write them in 15 categories); asking for more prompts than the file holds is an error, never a silent repeat.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+# The micro world can give this many prompts: distinct train scenes are plentiful (millions), but
+# sample_scenes deduplicates against all earlier draws, and beyond ~50k prompts a run stops being "minutes
+# on 2 cores" (responses alone would take > 20 min), so larger sizes are refused up front.
+MICRO_MAX_PROMPTS = 50_000
+
+
+@dataclass
+class PromptsConfig:
+    source: str = "micro"          # "micro" | path to a JSONL file with {"category", "prompt"} rows
+    oversample: float = 1.25       # prompts per requested pair: selection drops ties and malformed answers
+
+
+def n_prompts(cfg: PromptsConfig, n_pairs: int) -> int:
+    if cfg.oversample < 1.0:
+        raise HarnessError(f"prompts.oversample must be >= 1, got {cfg.oversample}")
+    return int(round(n_pairs * cfg.oversample))
+
+
+def check_capacity(cfg: PromptsConfig, n_pairs: int) -> None:
+    """Refuse sizes the prompt source cannot give, before any work is done."""
+    need = n_prompts(cfg, n_pairs)
+    if cfg.source == "micro":
+        if need > MICRO_MAX_PROMPTS:
+            raise HarnessError(f"size {n_pairs} needs {need} prompts but the micro world gives at most "
+                               f"{MICRO_MAX_PROMPTS} (size <= {int(MICRO_MAX_PROMPTS / cfg.oversample)} at "
+                               f"prompts.oversample={cfg.oversample})")
+        return
+    have = len(_read_prompt_file(cfg.source))
+    if need > have:
+        raise HarnessError(f"size {n_pairs} needs {need} prompts (oversample {cfg.oversample}) but "
+                           f"{cfg.source} holds only {have}")
+
+
+def make_prompts(cfg: PromptsConfig, n: int, seed: int) -> list[dict]:
+    """n prompt rows {"id", "category", "prompt", "scene"?}; deterministic in (cfg, n, seed)."""
+    if cfg.source == "micro":
+        from harness.world.generator import prompt_text
+        from harness.world.scene import sample_scenes
+        scenes = sample_scenes(n, "train", seed)
+        return [{"id": i, "category": s.theme, "prompt": prompt_text(s), "scene": s.to_dict()}
+                for i, s in enumerate(scenes)]
+    rows = _read_prompt_file(cfg.source)
+    if n > len(rows):
+        raise HarnessError(f"{cfg.source} holds {len(rows)} prompts, {n} needed")
+    return [{"id": i, "category": r.get("category", ""), "prompt": r["prompt"]} for i, r in enumerate(rows[:n])]
+
+
+def _read_prompt_file(path: str) -> list[dict]:
+    p = Path(path)
+    if not p.is_file():
+        raise HarnessError(f"prompt file not found: {path}")
+    rows = []
+    for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise HarnessError(f"{path}:{ln}: not a JSON object") from None
+        if not isinstance(row, dict) or not str(row.get("prompt", "")).strip():
+            raise HarnessError(f"{path}:{ln}: each row needs a non-empty \"prompt\"")
+        rows.append(row)
+    return rows
