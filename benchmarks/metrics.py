@@ -132,6 +132,13 @@ def mean_length(rows: Rows) -> float:
     return _div(sum(len((r.get("prediction") or "").split()) for r in rows), len(rows))
 
 
+def length_ratio(rows: Rows) -> float:
+    """Mean caption length / mean length of the ground-truth descriptions (`truth_length`): 1.0 = as long as
+    the truth; far below 1 means CHAIR is low only because little is said."""
+    return _div(sum(len((r.get("prediction") or "").split()) for r in rows),
+                sum(r.get("truth_length") or 0 for r in rows))
+
+
 def well_formed_rate(rows: Rows) -> float:
     return _div(sum(1 for r in rows if r.get("well_formed")), len(rows))
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import stable_hash
+from harness.world.texts import describe
 
 DATA_VERSION = "1"
 TASK_SRC = Path(__file__).resolve().parent / "tasks" / "micro"
@@ -175,7 +176,7 @@ def _amber(w: _Writer) -> None:
     for i, s in enumerate(scenes):
         img = w.image("amber", i, s)
         w.add("amber_g", {"id": f"g-{i:04d}", "image": img, "image_id": f"amber-{i:04d}", "kind": "generative",
-                          "question": DESCRIBE_PROMPT, "target": ", ".join(sorted(s.classes)),
+                          "question": DESCRIBE_PROMPT, "target": describe(s),
                           "truth": json.dumps(sorted(s.classes)), "hallu": json.dumps(sorted(s.cooccurring_absent()))})
         # existence: alternate present / absent (absent drawn from the theme, the hard negatives AMBER annotates)
         if i % 2 == 0:
@@ -278,7 +279,7 @@ def _mmvet(w: _Writer) -> None:
 def _chair(w: _Writer) -> None:
     for i, s in enumerate(_eval_scenes(CHAIR_IMAGES, "chair")):
         w.add("chair", {"id": f"chair-{i:04d}", "image": w.image("chair", i, s), "image_id": f"chair-{i:04d}",
-                        "kind": "generative", "question": DESCRIBE_PROMPT, "target": ", ".join(sorted(s.classes)),
+                        "kind": "generative", "question": DESCRIBE_PROMPT, "target": describe(s),
                         "truth": json.dumps(sorted(s.classes)), "hallu": "[]"})
 
 

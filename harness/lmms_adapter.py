@@ -14,12 +14,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from lmms_eval.api.instance import Instance
-from lmms_eval.api.model import lmms
-from lmms_eval.models.registry_v2 import ModelManifest
+# lmms-eval draws tqdm bars per step; we show our own rich bars (tqdm reads this when a bar is created).
+os.environ.setdefault("TQDM_DISABLE", "1")
 
-from harness.errors import HarnessError
-from harness.models import vlm
+from lmms_eval.api.instance import Instance  # noqa: E402
+from lmms_eval.api.model import lmms  # noqa: E402
+from lmms_eval.models.registry_v2 import ModelManifest  # noqa: E402
+
+from harness.errors import HarnessError  # noqa: E402
+from harness.models import vlm  # noqa: E402
 
 MANIFEST = ModelManifest(model_id="harness_vlm", simple_class_path="harness.lmms_adapter.HarnessVLM")
 
@@ -88,6 +91,18 @@ class HarnessVLM(lmms):
         raise HarnessError("harness_vlm does not support multi-round generation")
 
 
+def _quiet() -> None:
+    """lmms-eval logs every step at INFO through loguru and draws tqdm bars; we show our own rich bars."""
+    import sys
+
+    import datasets
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    datasets.disable_progress_bars()
+
+
 def run_tasks(lm: HarnessVLM, tasks: list[str], include_path: str | Path | list | None = None,
               limit: int | None = None) -> dict[str, list[dict]]:
     """Run lmms-eval tasks with our model instance -> {task: [logged sample, ...]} in document order.
@@ -100,6 +115,7 @@ def run_tasks(lm: HarnessVLM, tasks: list[str], include_path: str | Path | list 
 
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _quiet()
     paths = include_path if isinstance(include_path, list) else ([include_path] if include_path else None)
     tm = TaskManager(verbosity="ERROR", include_path=[str(p) for p in paths] if paths else None)
     unknown = [t for t in tasks if t not in tm.all_tasks]

@@ -1,0 +1,37 @@
+"""lmms-eval logged samples -> our per-item sample rows (DESIGN.md §5). Pure Python.
+
+Our own tasks (harness_*) build the row in their process_results (logged under the metric name
+`harness_items`); lmms-eval's built-in POPE tasks log their documents and answers, and we build the row here,
+parsing the answer leniently (lmms-eval accepts only the exact strings "yes"/"no").
+"""
+
+from __future__ import annotations
+
+from harness.world.texts import parse_yes_no
+
+BUILTIN_POPE_SPLITS = {"pope_random": "random", "pope_pop": "popular", "pope_adv": "adversarial"}
+
+
+def pope_row(task: str, sample: dict) -> dict:
+    doc = sample.get("doc") or {}
+    split = BUILTIN_POPE_SPLITS[task]
+    pred = (sample.get("filtered_resps") or [""])[0] or ""
+    if isinstance(pred, list):
+        pred = pred[0] if pred else ""
+    label = str(doc.get("answer", sample.get("target", ""))).strip().lower()
+    parsed = parse_yes_no(pred)
+    qid = doc.get("question_id", sample["doc_id"])
+    return {"id": f"{split}-{qid}", "split": split, "question": doc.get("question", ""), "prediction": pred,
+            "target": label, "label": label, "parsed": parsed, "correct": parsed == label,
+            "parse_failed": parsed is None, "image_id": doc.get("image_source")}
+
+
+def rows_from_samples(task: str, samples: list[dict]) -> list[dict]:
+    if task in BUILTIN_POPE_SPLITS:
+        return [pope_row(task, s) for s in samples]
+    rows = []
+    for s in samples:
+        if "harness_items" not in s:
+            raise KeyError(f"task {task} logged no harness_items row (is it one of ours?)")
+        rows.append(dict(s["harness_items"]))
+    return rows

@@ -1,0 +1,145 @@
+"""The benchmark suites: name, lmms-eval task(s), metrics with declared direction, primary metric, version.
+
+Importing this module is cheap (no torch, no lmms-eval). Registered in harness.registry.SUITES. Gated metrics
+(`gated=True`) are the hallucination metrics `harness gate` checks. Accuracy-like yes/no metrics carry
+`test="mcnemar", item_key="correct"` so comparisons use the exact paired test on items.
+
+Micro suites read rows written by the micro tasks' process_results; real suites read rows written by our task
+utils (benchmarks/tasks/real) or, for lmms-eval's built-in POPE tasks, rows built by benchmarks.rows.
+"""
+
+from __future__ import annotations
+
+from benchmarks import metrics as M
+from harness.suite import Metric, Suite
+
+POPE_SPLITS = ("random", "popular", "adversarial")
+MMHAL_TYPES = ("attribute", "adversarial", "comparison", "counting", "relation", "environment", "holistic", "other")
+MICRO_MMVET_CAPS = ("recognition", "counting", "spatial", "ocr", "generation")
+REAL_MMVET_CAPS = ("rec", "ocr", "know", "gen", "spat", "math")
+
+
+def _split_is(split: str):
+    def in_split(row: dict) -> bool:
+        return row.get("split") == split
+    in_split.__name__ = f"split_{split}"
+    return in_split
+
+
+def _is_discriminative(row: dict) -> bool:
+    return row.get("kind") == "discriminative"
+
+
+def _is_generative(row: dict) -> bool:
+    return row.get("kind", "generative") == "generative"
+
+
+def _has_capability(cap: str):
+    def needs(row: dict) -> bool:
+        return cap in row.get("capabilities", ())
+    needs.__name__ = f"capability_{cap}"
+    return needs
+
+
+def pope_metrics() -> tuple[Metric, ...]:
+    """Per split and averaged over the three splits (LLaVA reports the split-averaged F1)."""
+    out = [
+        Metric("f1", "higher", M.per_split_mean(M.f1, POPE_SPLITS), gated=True,
+               description="F1 (positive = yes), mean of the three splits"),
+        Metric("accuracy", "higher", M.per_split_mean(M.accuracy, POPE_SPLITS), test="mcnemar", item_key="correct",
+               description="accuracy, mean of the three splits (unparsed = wrong)"),
+        Metric("precision", "higher", M.per_split_mean(M.precision, POPE_SPLITS)),
+        Metric("recall", "higher", M.per_split_mean(M.recall, POPE_SPLITS)),
+        Metric("yes_ratio", "target:0.5", M.per_split_mean(M.yes_ratio, POPE_SPLITS),
+               description="share of predicted yes (labels are 50/50)"),
+        Metric("parse_failure", "lower", M.parse_failure_rate, description="answers with neither yes nor no"),
+    ]
+    for s in POPE_SPLITS:
+        f = _split_is(s)
+        out += [Metric(f"{s}/accuracy", "higher", M.accuracy, test="mcnemar", item_key="correct", rows_filter=f),
+                Metric(f"{s}/precision", "higher", M.precision, rows_filter=f),
+                Metric(f"{s}/recall", "higher", M.recall, rows_filter=f),
+                Metric(f"{s}/f1", "higher", M.f1, rows_filter=f),
+                Metric(f"{s}/yes_ratio", "target:0.5", M.yes_ratio, rows_filter=f)]
+    return tuple(out)
+
+
+def amber_metrics() -> tuple[Metric, ...]:
+    return (
+        Metric("amber_score", "higher", M.amber_score, description="((100 - CHAIR) + discriminative F1) / 2"),
+        Metric("chair", "lower", M.amber_chair, gated=True, rows_filter=_is_generative, description="hallucinated / mentioned objects x 100"),
+        Metric("cover", "higher", M.amber_cover, rows_filter=_is_generative, description="truth objects mentioned / truth objects x 100"),
+        Metric("hal", "lower", M.amber_hal, gated=True, rows_filter=_is_generative, description="% responses with a hallucinated object"),
+        Metric("cog", "lower", M.amber_cog, rows_filter=_is_generative, description="% annotated hallu objects that appear (lower is better)"),
+        Metric("d_f1", "higher", M.amber_d_f1, rows_filter=_is_discriminative,
+               description="discriminative F1 x 100, positive class = No"),
+        Metric("d_accuracy", "higher", M.amber_d_accuracy, test="mcnemar", item_key="correct",
+               rows_filter=_is_discriminative),
+        Metric("existence_f1", "higher", M.amber_d_dimension_f1("existence"), rows_filter=_is_discriminative),
+        Metric("attribute_f1", "higher", M.amber_d_dimension_f1("attribute"), rows_filter=_is_discriminative),
+        Metric("relation_f1", "higher", M.amber_d_dimension_f1("relation"), rows_filter=_is_discriminative),
+        Metric("parse_failure", "lower", M.parse_failure_rate, rows_filter=_is_discriminative),
+    )
+
+
+def mmhal_metrics() -> tuple[Metric, ...]:
+    return (
+        Metric("score", "higher", M.mmhal_score, description="mean 0-6 rating"),
+        Metric("hallucination_rate", "lower", M.mmhal_hallucination_rate, gated=True,
+               description="share of ratings < 3"),
+    )
+
+
+def mmvet_metrics(caps) -> tuple[Metric, ...]:
+    return (Metric("score", "higher", M.mmvet_score, description="mean 0-1 correctness x 100"),) + tuple(
+        Metric(f"{c}", "higher", M.mmvet_capability(c), rows_filter=_has_capability(c)) for c in caps)
+
+
+def chair_metrics() -> tuple[Metric, ...]:
+    return (
+        Metric("chair_s", "lower", M.chair_s, gated=True, description="captions with a hallucinated object"),
+        Metric("chair_i", "lower", M.chair_i, gated=True, description="hallucinated / mentioned objects"),
+        Metric("recall", "higher", M.object_recall, description="true objects mentioned / true objects"),
+        Metric("length", "target:1.0", M.length_ratio,
+               description="mean words / mean words of the ground-truth descriptions (short captions cut CHAIR)"),
+        Metric("well_formed", "higher", M.well_formed_rate),
+    )
+
+
+def real_chair_metrics() -> tuple[Metric, ...]:
+    """Object HalBench: no ground-truth descriptions, so length is reported as mean words (target: none)."""
+    return chair_metrics()[:3] + (Metric("length_words", "higher", M.mean_length,
+                                         description="mean words per caption (descriptive, not a goal)"),)
+
+
+# ---------------------------------------------------------------- micro world
+
+MICRO_POPE = Suite("micro-pope", "micro", ("harness_micro_pope",), pope_metrics(), primary="f1", version="1",
+                   description="3 splits x 100 held-out scenes x 6 questions (3 present, 3 absent per split rule)")
+MICRO_AMBER = Suite("micro-amber", "micro", ("harness_micro_amber_g", "harness_micro_amber_d"), amber_metrics(),
+                    primary="amber_score", version="1",
+                    description="200 descriptions + 600 yes/no (existence, attribute, relation), positive = No")
+MICRO_MMHAL = Suite("micro-mmhal", "micro", ("harness_micro_mmhal",), mmhal_metrics(), primary="score",
+                    version="1", judged=True, description="8 question types x 20, 0-6 rubric (rule judge)")
+MICRO_MMVET = Suite("micro-mmvet", "micro", ("harness_micro_mmvet",), mmvet_metrics(MICRO_MMVET_CAPS),
+                    primary="score", version="1", judged=True,
+                    description="recognition, counting, spatial, OCR (rendered digits), generation; 40 each")
+MICRO_CHAIR = Suite("micro-chair", "micro", ("harness_micro_chair",), chair_metrics(), primary="chair_s",
+                    version="1", description="250 held-out scenes, 'describe this image .'")
+
+# ---------------------------------------------------------------- real world
+
+POPE = Suite("pope", "real", ("pope_random", "pope_pop", "pope_adv"), pope_metrics(), primary="f1", version="1",
+             description="lmms-eval POPE splits, scored per split with lenient parsing and the true yes-ratio")
+AMBER = Suite("amber", "real", ("harness_amber_g", "harness_amber_d"), amber_metrics(), primary="amber_score",
+              version="1", description="AMBER generative (lmms-eval's dataset) + discriminative (ours)")
+MMHAL = Suite("mmhal", "real", ("harness_mmhal",), mmhal_metrics(), primary="score", version="1", judged=True,
+              description="MMHal-Bench, 96 items, 0-6 rubric by an OpenAI-compatible judge")
+MMVET = Suite("mmvet", "real", ("harness_mmvet",), mmvet_metrics(REAL_MMVET_CAPS), primary="score", version="1",
+              judged=True, description="MM-Vet (lmms-eval's dataset and prompt), judged by our judge")
+OBJECT_HALBENCH = Suite("object-halbench", "real", ("harness_object_halbench",), real_chair_metrics(),
+                        primary="chair_s", version="1", description="Object HalBench: CHAIRs/CHAIRi on COCO")
+
+ALL = (MICRO_POPE, MICRO_AMBER, MICRO_MMHAL, MICRO_MMVET, MICRO_CHAIR, POPE, AMBER, MMHAL, MMVET, OBJECT_HALBENCH)
+MICRO_DEFAULT = ("micro-pope", "micro-amber", "micro-mmhal", "micro-mmvet", "micro-chair")
+REAL_DEFAULT = ("pope", "amber", "mmhal", "mmvet", "object-halbench")

@@ -1,0 +1,250 @@
+"""Evaluate one checkpoint on suites through lmms-eval: samples, metrics with 95 % CIs, failures.
+
+`evaluate_checkpoint(...)` is the reusable API (`harness run` calls it for base and aligned);
+`evaluate_cli(args)` is `harness eval`. Per suite it writes `out_dir/samples/<checkpoint>/<suite>.jsonl`
+atomically (one row per item) plus a small `.meta.json` naming what produced it, so a re-run with the same
+model, adapter, limit and suite version reuses the finished suites and evaluates only the rest.
+`record.json` is written only when every suite finished: a partial evaluation is never a finished record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterable
+
+from harness.errors import HarnessError
+from harness.io import file_sha256, read_jsonl, stable_hash, write_json, write_jsonl
+from harness.record import (MetricValue, RunRecord, SuiteResult, git_commit, machine_description, now_iso,
+                            package_versions)
+from harness.suite import Suite
+
+REAL_TASK_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "real"
+
+
+def resolve_suites(suites: Iterable[str | Suite] | str) -> list[Suite]:
+    from harness.registry import load
+
+    if isinstance(suites, str):
+        suites = [s.strip() for s in suites.split(",") if s.strip()]
+    out = [s if isinstance(s, Suite) else load("suites", s) for s in suites]
+    if not out:
+        raise HarnessError("no suites given")
+    worlds = {s.world for s in out}
+    if len(worlds) > 1:
+        raise HarnessError(f"suites mix worlds {sorted(worlds)}: micro and real numbers never share a run")
+    return out
+
+
+def samples_path(out_dir: str | Path, checkpoint: str, suite: str) -> Path:
+    return Path(out_dir) / "samples" / checkpoint / f"{suite}.jsonl"
+
+
+def load_samples(out_dir: str | Path, checkpoint: str, suite: str) -> list[dict]:
+    p = samples_path(out_dir, checkpoint, suite)
+    if not p.is_file():
+        raise HarnessError(f"no samples for {checkpoint}/{suite} under {out_dir}")
+    return read_jsonl(p)
+
+
+def metric_values(suite: Suite, rows: list[dict], seed: int = 0) -> dict[str, MetricValue]:
+    """Each metric with its 95 % bootstrap interval over items (harness.stats.bootstrap_ci) and n."""
+    from harness.stats import bootstrap_ci
+
+    out = {}
+    for m in suite.metrics:
+        sel = m.select(rows)
+        if suite.judged:     # failed judgements are skipped by the metric; n counts what it was computed on
+            sel = [r for r in sel if r.get("score") is not None and not r.get("judge_failed")]
+        value = m.compute(sel) if sel else float("nan")
+        ci = bootstrap_ci(sel, m.fn, seed=seed) if sel else [float("nan"), float("nan")]
+        out[m.name] = MetricValue(value=float(value), ci=[float(c) for c in ci], n=len(sel), direction=m.direction)
+    return out
+
+
+def suite_result(suite: Suite, rows: list[dict], samples_rel: str, judge_failures: int = 0) -> SuiteResult:
+    failures = {"parse": sum(1 for r in rows if r.get("parse_failed"))}
+    if suite.judged:
+        failures["judge"] = judge_failures
+    return SuiteResult(suite=suite.name, version=suite.version, metrics=metric_values(suite, rows),
+                       failures=failures, samples=samples_rel, primary=suite.primary)
+
+
+def _model_fingerprint(model: str, adapter: str | None) -> dict:
+    """Identity of what is evaluated: the resolved paths and the hashes of their weight files."""
+    from harness.models.vlm import resolve_checkpoint
+
+    fp = {"model": str(model)}
+    path = resolve_checkpoint(str(model))
+    fp["weights"] = {p.name: file_sha256(p) for p in sorted(path.glob("*.safetensors"))}
+    if adapter:
+        fp["adapter"] = {p.name: file_sha256(p) for p in sorted(Path(adapter).glob("*.safetensors"))}
+    return fp
+
+
+def _include_paths(suites: list[Suite]) -> list[str]:
+    paths = []
+    if any(s.world == "micro" for s in suites):
+        from benchmarks.micro_data import build_micro_tasks
+
+        paths.append(str(build_micro_tasks()))
+    if any(s.world == "real" for s in suites):
+        paths.append(str(REAL_TASK_DIR))
+    return paths
+
+
+def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_dir: str | Path,
+                        checkpoint: str = "base", judge: str | object | None = "rule", batch_size: int = 64,
+                        limit: int | None = None, judge_kwargs: dict | None = None, progress: bool = True,
+                        loaded=None) -> dict[str, SuiteResult]:
+    """Evaluate `model` (+ PEFT `adapter`) on `suites` -> {suite: SuiteResult}; writes the samples files.
+
+    `judge` is a registry name ("rule", "openai") or a Judge instance, used by judged suites (MMHal, MM-Vet).
+    `loaded` = (model, processor) skips loading (the checkpoint must still be the one named, for the cache key).
+    """
+    import torch
+
+    suites = resolve_suites(suites)
+    out_dir = Path(out_dir)
+    if adapter and not Path(adapter).is_dir():
+        raise HarnessError(f"adapter directory not found: {adapter}")
+    fingerprint = _model_fingerprint(model, adapter)
+    judge_obj = _make_judge(judge, judge_kwargs) if any(s.judged for s in suites) else None
+
+    results: dict[str, SuiteResult] = {}
+    todo: list[Suite] = []
+    keys = {}
+    for s in suites:
+        keys[s.name] = stable_hash({"fp": fingerprint, "suite": s.name, "version": s.version, "limit": limit,
+                                    "judge": judge_obj.describe() if (s.judged and judge_obj) else None})
+        meta = samples_path(out_dir, checkpoint, s.name).with_suffix(".meta.json")
+        if meta.is_file() and samples_path(out_dir, checkpoint, s.name).is_file():
+            m = json.loads(meta.read_text())
+            if m.get("key") == keys[s.name]:     # finished earlier with the same inputs: resume
+                rows = read_jsonl(samples_path(out_dir, checkpoint, s.name))
+                results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), m.get("judge_failures", 0))
+                continue
+        todo.append(s)
+    if not todo:
+        return {s.name: results[s.name] for s in suites}
+
+    from harness import lmms_adapter
+    from benchmarks.rows import rows_from_samples
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 1)))
+    with _Progress(progress) as bar:
+        if loaded is None:
+            from harness.models.vlm import load_vlm
+            loaded = load_vlm(str(model), adapter=adapter)
+        lm = lmms_adapter.HarnessVLM(model=loaded[0], processor=loaded[1], batch_size=batch_size,
+                                     progress=bar.update_task)
+        tasks = [t for s in todo for t in s.tasks]
+        samples = lmms_adapter.run_tasks(lm, tasks, include_path=_include_paths(todo), limit=limit)
+        for s in todo:
+            rows = [r for t in s.tasks for r in rows_from_samples(t, samples[t])]
+            judge_failures = 0
+            if s.judged:
+                jtask = "mmhal" if "mmhal" in s.name else "mmvet"
+                judge_failures = judge_obj.judge_rows(jtask, rows, progress=bar.judge_callback(s.name, len(rows)))
+            write_jsonl(samples_path(out_dir, checkpoint, s.name), rows)
+            write_json(samples_path(out_dir, checkpoint, s.name).with_suffix(".meta.json"),
+                       {"key": keys[s.name], "judge_failures": judge_failures, "n": len(rows),
+                        "judge": judge_obj.describe() if (s.judged and judge_obj) else None})
+            results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), judge_failures)
+    return {s.name: results[s.name] for s in suites}
+
+
+def _rel(out_dir: Path, checkpoint: str, suite: str) -> str:
+    return str(samples_path(out_dir, checkpoint, suite).relative_to(out_dir))
+
+
+def _make_judge(judge, judge_kwargs):
+    from harness.judges import Judge, load_judge
+
+    if isinstance(judge, Judge):
+        return judge
+    return load_judge(judge or "rule", **(judge_kwargs or {}))
+
+
+class _Progress:
+    """rich progress bars for generation per lmms-eval task and for judging; silent when disabled."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars: dict[str, int] = {}
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), transient=False)
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.progress.__exit__(*exc)
+
+    def update_task(self, name: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if name not in self.bars:
+            self.bars[name] = self.progress.add_task(name.replace("harness_", ""), total=total)
+        self.progress.update(self.bars[name], completed=done)
+
+    def judge_callback(self, suite: str, total: int):
+        if not self.enabled:
+            return None
+        return lambda done: self.update_task(f"judge {suite}", done, total)
+
+
+def evaluate_cli(args) -> RunRecord:
+    """`harness eval --model M [--adapter DIR] --suites LIST --out DIR [--judge J] [--limit N] [--batch-size B]`."""
+    suites = resolve_suites(args.suites)
+    world = suites[0].world
+    judge = args.judge or ("rule" if world == "micro" else "openai")
+    checkpoint = Path(args.adapter).name if args.adapter else "base"
+    out = Path(args.out)
+    record_path = out / "record.json"
+    if record_path.exists():
+        record_path.unlink()      # record.json present <=> the last evaluation in this directory finished
+    t0 = time.time()
+    results = evaluate_checkpoint(args.model, adapter=args.adapter, suites=suites, out_dir=out,
+                                  checkpoint=checkpoint, judge=judge, batch_size=args.batch_size or 64,
+                                  limit=args.limit)
+    from harness.judges import load_judge
+    judge_info = load_judge(judge).describe() if any(s.judged for s in suites) else None
+    config = {"model": args.model, "adapter": args.adapter, "suites": [s.name for s in suites], "judge": judge_info,
+              "limit": args.limit, "batch_size": args.batch_size or 64}
+    record = RunRecord(kind="eval", world=world, config=config, config_hash=stable_hash(config),
+                       packages=package_versions(), git_commit=git_commit(), machine=machine_description(),
+                       created=now_iso(), timings={"evaluate": round(time.time() - t0, 2)},
+                       checkpoints={checkpoint: results},
+                       checkpoint_paths={checkpoint: str(args.adapter or args.model)})
+    record.save(record_path)
+    print_record(record)
+    return record
+
+
+def print_record(record: RunRecord) -> None:
+    try:
+        from harness.tables import print_eval
+    except ImportError:
+        print_eval = None
+    if print_eval is not None:
+        print_eval(record)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    for ck, suites in record.checkpoints.items():
+        t = Table(title=f"{ck}: {record.config.get('model')}")
+        for col in ("suite", "metric", "value", "95% CI", "n"):
+            t.add_column(col)
+        for name, r in suites.items():
+            for m, v in r.metrics.items():
+                t.add_row(name, m + (" *" if m == r.primary else ""), f"{v.value:.3f}",
+                          f"[{v.ci[0]:.3f}, {v.ci[1]:.3f}]", str(v.n))
+        Console().print(t)
