@@ -1,0 +1,151 @@
+"""lmms-eval hooks for the real-world tasks lmms-eval lacks or scores wrongly (harness_*).
+
+* harness_mmhal / harness_amber_d / harness_object_halbench: what lmms-eval 0.7.3 does not have at all.
+  Their documents are JSONL in the benchmarks' own schema (plus `image`: a path relative to this folder's
+  data/ directory, or absolute) under data/ next to this file; put the converted files there (see README.md).
+* harness_mmvet / harness_amber_g: lmms-eval's own datasets and prompts, but scored by the harness: lmms-eval's
+  `mmvet` calls the GPT judge inside process_results (needs OPENAI_API_KEY even to load, scores 0 when the judge
+  fails) and `amber_g` needs spaCy + NLTK data and marks Cog higher-is-better.
+
+`process_results` writes our per-item row under the metric name `harness_items` (the lmms-eval metric only
+counts rows); every reported number is computed by benchmarks.metrics, judged scores by harness.judges.
+Object mentions are matched against a vocabulary (AMBER: the item's annotated truth + hallu objects; Object
+HalBench: the 80 COCO classes) with plural forms; the official scripts use noun extraction + synonym lists, so
+absolute numbers are close to, not identical with, published ones.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PIL import Image
+
+from harness.world.texts import parse_yes_no
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush")
+
+
+def _image(value):
+    if value is None:
+        return []
+    if isinstance(value, Image.Image):
+        return [value.convert("RGB")]
+    path = Path(value) if Path(value).is_absolute() else DATA / value
+    try:
+        with Image.open(path) as im:
+            return [im.convert("RGB")]
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"corrupt or missing image {path}: {e}") from None
+
+
+def doc_to_visual(doc):
+    return _image(doc.get("image"))
+
+
+def mmhal_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    return doc["question"]
+
+
+def amber_d_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    return doc["query"]
+
+
+def amber_g_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    return "Describe this image."
+
+
+def mmvet_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    kw = lmms_eval_specific_kwargs or {}
+    return f"{kw.get('pre_prompt', '')}{doc['question']}{kw.get('post_prompt', '')}"
+
+
+def object_halbench_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    return doc.get("question") or "Please describe this image in detail."
+
+
+def mentions(text: str, vocabulary) -> list[str]:
+    """Vocabulary terms mentioned in `text`, in order of appearance, with repeats; plural -s/-es accepted."""
+    text = (text or "").lower()
+    found = []
+    for term in set(vocabulary):
+        for m in re.finditer(rf"\b{re.escape(term.lower())}(?:s|es)?\b", text):
+            found.append((m.start(), term))
+    return [t for _, t in sorted(found)]
+
+
+def _pred(results) -> str:
+    r = results[0] if results else ""
+    return (r[0] if isinstance(r, list) and r else r) or ""
+
+
+def mmhal_process_results(doc, results):
+    pred = _pred(results)
+    row = {"id": f"mmhal-{doc.get('question_type', '')}-{doc.get('image_id', doc.get('id', ''))}",
+           "question": doc["question"], "prediction": pred, "target": doc.get("gt_answer", ""),
+           "qtype": doc.get("question_type"), "topic": doc.get("question_topic"),
+           "image_content": list(doc.get("image_content") or []), "score": None, "judge_failed": False}
+    return {"harness_items": row}
+
+
+AMBER_DIMENSIONS = {"existence": "existence", "attribute": "attribute", "relation": "relation"}
+
+
+def amber_dimension(kind: str) -> str:
+    """AMBER's type field ("discriminative-attribute-state", ...) -> existence | attribute | relation."""
+    for key, dim in AMBER_DIMENSIONS.items():
+        if key in (kind or ""):
+            return dim
+    raise ValueError(f"unknown AMBER discriminative type {kind!r}")
+
+
+def amber_d_process_results(doc, results):
+    pred = _pred(results)
+    label = str(doc["truth"]).strip().lower()
+    parsed = parse_yes_no(pred)
+    row = {"id": f"amber-d-{doc['id']}", "kind": "discriminative", "dimension": amber_dimension(doc.get("type")),
+           "question": doc["query"], "prediction": pred, "target": label, "label": label, "parsed": parsed,
+           "correct": parsed == label, "parse_failed": parsed is None}
+    return {"harness_items": row}
+
+
+def amber_g_process_results(doc, results):
+    pred = _pred(results)
+    truth, hallu = list(doc.get("truth") or []), list(doc.get("hallu") or [])
+    row = {"id": f"amber-g-{doc.get('question_id', doc.get('id'))}", "kind": "generative",
+           "question": "Describe this image.", "prediction": pred, "target": ", ".join(truth), "truth": truth,
+           "hallu": hallu, "mentioned": mentions(pred, truth + hallu)}
+    return {"harness_items": row}
+
+
+def mmvet_process_results(doc, results):
+    pred = _pred(results)
+    caps = [c.strip() for c in str(doc.get("capability") or "").split(",") if c.strip()]
+    row = {"id": f"mmvet-{doc.get('question_id')}", "question": doc["question"], "prediction": pred,
+           "target": doc.get("answer", ""), "capabilities": caps, "score": None, "judge_failed": False}
+    return {"harness_items": row}
+
+
+def object_halbench_process_results(doc, results):
+    pred = _pred(results)
+    truth = list(doc.get("truth") or [])
+    row = {"id": f"ohb-{doc.get('image_id', doc.get('id'))}", "kind": "generative",
+           "question": object_halbench_doc_to_text(doc), "prediction": pred, "target": ", ".join(truth),
+           "truth": truth, "mentioned": mentions(pred, COCO_CLASSES)}
+    return {"harness_items": row}
+
+
+def count_items(items):
+    return len(items)
