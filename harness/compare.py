@@ -17,13 +17,14 @@ from typing import Sequence
 
 from harness.errors import HarnessError
 from harness.record import Comparison
-from harness.stats import mcnemar, pair_rows, paired_bootstrap
+from harness.stats import N_BOOT, mcnemar, pair_rows, paired_bootstrap
 from harness.suite import Metric, Suite
 
 Rows = Sequence[dict]
 
 
-def compare_metric(metric: Metric, base_rows: Rows, aligned_rows: Rows, seed: int = 0) -> Comparison:
+def compare_metric(metric: Metric, base_rows: Rows, aligned_rows: Rows, seed: int = 0,
+                   n_boot: int = N_BOOT) -> Comparison:
     """One metric: rows_filter first (e.g. one POPE split), then the paired test the metric declares."""
     base, aligned = pair_rows(metric.select(base_rows), metric.select(aligned_rows))
     nan = float("nan")
@@ -31,7 +32,7 @@ def compare_metric(metric: Metric, base_rows: Rows, aligned_rows: Rows, seed: in
         # No shared items (empty split, or the two runs answered different items): nothing to compare.
         return Comparison(delta=nan, ci=[nan, nan], p_value=None, test=_test_name(metric),
                           direction=metric.direction)
-    delta, ci, p_boot = paired_bootstrap(base, aligned, metric.fn, seed=seed)
+    delta, ci, p_boot = paired_bootstrap(base, aligned, metric.fn, n_boot=n_boot, seed=seed)
     if metric.test == "mcnemar":
         key = metric.item_key
         if not key:
@@ -46,9 +47,10 @@ def compare_metric(metric: Metric, base_rows: Rows, aligned_rows: Rows, seed: in
                       test=_test_name(metric), direction=metric.direction)
 
 
-def compare_suite(suite: Suite, base_rows: Rows, aligned_rows: Rows, seed: int = 0) -> dict[str, Comparison]:
+def compare_suite(suite: Suite, base_rows: Rows, aligned_rows: Rows, seed: int = 0,
+                  n_boot: int = N_BOOT) -> dict[str, Comparison]:
     """metric name -> Comparison (aligned - base) for every metric of the suite, in declaration order."""
-    return {m.name: compare_metric(m, base_rows, aligned_rows, seed=seed) for m in suite.metrics}
+    return {m.name: compare_metric(m, base_rows, aligned_rows, seed=seed, n_boot=n_boot) for m in suite.metrics}
 
 
 def _test_name(metric: Metric) -> str:

@@ -259,33 +259,53 @@ def _rich_table(title: str, caption: str, columns: list[tuple[str, str]], cells:
     return t
 
 
-def _colour_sig(sig: str) -> str:
+def _colour_sig(sig: str, sep: str = "\n") -> str:
     stars, _, word = sig.partition(" ")
     colour = {"better": "green", "worse": "red"}.get(word)
-    return f"[{colour}]{stars}\n{word}[/]" if colour else sig
+    return f"[{colour}]{stars}{sep}{word}[/]" if colour else sig
 
 
-def print_before_after(record: RunRecord, console=None) -> None:
+def _is_detail(cell: dict) -> bool:
+    """Per-split / per-type metrics ("adversarial/f1"): in table.md always, in the terminal on request."""
+    return "/" in cell["metric"].split(" ")[0] and not cell["primary"]
+
+
+def print_before_after(record: RunRecord, console=None, details: bool = False) -> None:
     from rich.console import Console
     console = console or Console()
     if record.kind == "eval" or "aligned" not in record.checkpoints or "base" not in record.checkpoints:
-        return print_eval(record, console)
+        return print_eval(record, console, details)
+    cells = before_after_cells(record)
+    shown = [c for c in cells if details or not _is_detail(c)]
+    for c, prev in zip(shown, [None] + shown[:-1]):
+        c["first"] = prev is None or prev["suite"] != c["suite"]
+    hidden = len(cells) - len(shown)
     caption = provenance(record) + (f"\n{MICRO_CAVEAT}" if record.world == "micro" else "")
+    if hidden:
+        caption += f"\n{hidden} per-split/per-type metrics not shown here: see table.md"
     columns = [("metric", "left"), ("base", "right"), ("aligned", "right"), ("Δ", "right"),
                ("p", "right"), ("sig.", "left"), ("n", "right")]
-    table = _rich_table(record_title(record), caption, columns, before_after_cells(record), lambda c: [
-        c["metric"] + ("\n(primary)" if c["primary"] else ""),
-        f"{c['base']}\n{c['base_ci']}", f"{c['aligned']}\n{c['aligned_ci']}", f"{c['delta']}\n{c['delta_ci']}",
-        f"{c['p']}\n{c['test']}", _colour_sig(c["sig"]), c["n"]])
+    # Wide terminals get one line per metric; narrow ones get the CI under its value.
+    sep = " " if console.width >= 150 else "\n"
+    table = _rich_table(record_title(record), caption, columns, shown, lambda c: [
+        c["metric"] + (f"{sep}(primary)" if c["primary"] else ""),
+        f"{c['base']}{sep}{c['base_ci']}", f"{c['aligned']}{sep}{c['aligned_ci']}",
+        f"{c['delta']}{sep}{c['delta_ci']}", f"{c['p']}{sep}{c['test']}", _colour_sig(c["sig"], sep), c["n"]])
     console.print(table)
     console.print(LEGEND, style="dim")
 
 
-def print_eval(record: RunRecord, console=None) -> None:
+def print_eval(record: RunRecord, console=None, details: bool = False) -> None:
     from rich.console import Console
     console = console or Console()
+    cells = eval_cells(record)
+    shown = [c for c in cells if details or not _is_detail(c)]
+    for c, prev in zip(shown, [None] + shown[:-1]):
+        c["first"] = prev is None or prev["suite"] != c["suite"]
     caption = f"checkpoint {only_checkpoint(record)}; " + provenance(record) + \
         (f"\n{MICRO_CAVEAT}" if record.world == "micro" else "")
+    if len(cells) > len(shown):
+        caption += f"\n{len(cells) - len(shown)} per-split/per-type metrics not shown here: see the Markdown table"
     columns = [("metric", "left"), ("value", "right"), ("95% CI", "right"), ("n", "right")]
-    console.print(_rich_table(record_title(record), caption, columns, eval_cells(record), lambda c: [
+    console.print(_rich_table(record_title(record), caption, columns, shown, lambda c: [
         c["metric"] + (" (primary)" if c["primary"] else ""), c["value"], c["value_ci"], c["n"]]))

@@ -70,6 +70,14 @@ REAL_SUITES = make_suites(world="real", prefix="toyreal")
 TOYREAL_POPE, TOYREAL_CHAIR = REAL_SUITES["toyreal-pope"], REAL_SUITES["toyreal-chair"]
 REGISTRY = {"toy-pope": "records_fixtures:TOY_POPE", "toy-chair": "records_fixtures:TOY_CHAIR",
             "toyreal-pope": "records_fixtures:TOYREAL_POPE", "toyreal-chair": "records_fixtures:TOYREAL_CHAIR"}
+
+
+def micro_suites() -> dict[str, Suite]:
+    """Real suite definitions from benchmarks.suites (POPE and CHAIR: rows_for fabricates their row shape)."""
+    from benchmarks.suites import MICRO_CHAIR, MICRO_POPE
+    return {MICRO_POPE.name: MICRO_POPE, MICRO_CHAIR.name: MICRO_CHAIR}
+
+
 CLASSES = ["cup", "fork", "plate", "tree", "car", "dog", "cat", "lamp"]
 
 
@@ -93,8 +101,9 @@ def rows_for(suite: Suite, quality: float, n: int = 240, seed: int = 0) -> list[
         else:
             truth = [CLASSES[i % 8], CLASSES[(i + 3) % 8]]
             mentioned = list(truth) + ([] if good else [CLASSES[(i + 5) % 8]])
-            rows.append({"id": f"c{i}", "truth": truth, "mentioned": mentioned,
-                         "prediction": "There is " + ", ".join(mentioned) + ".", "prompt": "Describe the image."})
+            prediction = "There is " + ", ".join(mentioned) + "."
+            rows.append({"id": f"c{i}", "truth": truth, "mentioned": mentioned, "prediction": prediction,
+                         "prompt": "Describe the image.", "truth_length": 5, "well_formed": True})
     return rows
 
 
@@ -121,7 +130,7 @@ def make_record(suites: dict[str, Suite] | None = None, base_q: float = 0.7, ali
             write_jsonl(run_dir / a_path, a_rows)
         base[name] = suite_result(s, b_rows, b_path)
         aligned[name] = suite_result(s, a_rows, a_path)
-        comps[name] = compare_suite(s, b_rows, a_rows, seed=seed)
+        comps[name] = compare_suite(s, b_rows, a_rows, seed=seed, n_boot=N_BOOT)
     rec = RunRecord(kind="run", method=method, size=size, world=world, seed=seed,
                     config={"method": method, "size": size, "world": world, "seed": seed,
                             "suites": sorted(suites)},
