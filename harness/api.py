@@ -88,6 +88,8 @@ def prepare(method: str, size: str | int, world: str = "micro", out: str | Path 
     for s in settings.suites:
         if s not in registry.names("suites"):
             raise HarnessError(f"unknown suite {s!r} (known: {', '.join(sorted(registry.names('suites')))})")
+    if m.check is not None:
+        m.check(cfg, settings)
     config = {"run": to_dict(settings), "method": to_dict(cfg)}
     run_dir = Path(out) if out else Path("runs") / f"{method}-{size_label(n)}-{world}-s{settings.seed}"
     return m, settings, cfg, run_dir, config, stable_hash(config)
@@ -141,10 +143,15 @@ def _evaluate(settings: RunSettings, stages: Stages, name: str, checkpoint: str,
     """Evaluate one checkpoint as a stage; returns (StageResult, {suite: SuiteResult as dict})."""
     def do(d: Path):
         from harness.evaluate import evaluate_checkpoint
+        # evaluate_checkpoint resumes per suite inside its own out_dir, so it works in a persistent sibling
+        # directory (a kill mid-evaluation keeps the finished suites); the stage then takes a copy.
+        work = stages.root / f".{name}-{stages.key(name, inputs)}.work"
         results = evaluate_checkpoint(settings.base_model, adapter=str(adapter) if adapter else None,
-                                      suites=list(settings.suites), out_dir=str(d), checkpoint=checkpoint,
+                                      suites=list(settings.suites), out_dir=str(work), checkpoint=checkpoint,
                                       judge=settings.judge, batch_size=settings.eval.batch_size,
                                       limit=settings.eval.limit)
+        shutil.copytree(work / "samples", d / "samples")
+        shutil.rmtree(work, ignore_errors=True)
         return {s: dataclasses.asdict(r) for s, r in results.items()}
     inputs = {"model": _fingerprint(settings.base_model), "suites": sorted(settings.suites),
               "judge": settings.judge, "eval": to_dict(settings.eval), "checkpoint": checkpoint,

@@ -13,6 +13,9 @@ The two callables have fixed signatures so `harness.api` can chain and cache the
         writes a PEFT adapter under out_dir / "adapter" and the training log out_dir / "train_log.json",
         returns a summary (steps, final loss, reward margin, accuracy).
 
+`check(cfg, run)` (optional) refuses impossible runs (e.g. a size the world cannot give) before anything
+is written.
+
 `cfg` is an instance of `config_cls` (a dataclass resolved by harness.config from defaults < preset <
 overrides), `run` is the harness.api.RunSettings, `stages` a harness.stages.Stages rooted in the stage's
 directory so a method can cache its own sub-steps (e.g. each synthesis component).
@@ -32,6 +35,8 @@ class Method:
     train: Callable[..., dict[str, Any]]
     description: str = ""
     worlds: tuple[str, ...] = ("micro", "real")
+    # optional up-front validation check(cfg, run) -> None: raise HarnessError before any work is done
+    check: Callable[..., None] | None = None
     # modules whose source is part of the method's cache key (editing them invalidates its stages)
     code_modules: tuple[str, ...] = ()
 

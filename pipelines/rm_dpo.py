@@ -28,6 +28,16 @@ class RmDpoConfig:
     round_size: float = 1.0          # pairs per extra round, as a fraction of the run's size
 
 
+def check(cfg: RmDpoConfig, run) -> None:
+    from harness.errors import HarnessError
+    from pipelines.synth.prompts import check_capacity
+    check_capacity(cfg.synth.prompts, run.size)
+    if cfg.rounds < 1:
+        raise HarnessError(f"rounds must be >= 1, got {cfg.rounds}")
+    if cfg.rounds > 1:
+        check_capacity(cfg.synth.prompts, max(1, int(round(run.size * cfg.round_size))))
+
+
 def build_pairs(cfg: RmDpoConfig, run, out_dir: Path, stages: Stages) -> dict:
     return synthesize(cfg.synth, n_pairs=run.size, seed=run.seed, world=run.world, policy=run.base_model,
                       stages=stages, out_dir=out_dir, title=f"rm-dpo {run.world} {run.size} pairs (seed {run.seed})")
@@ -76,5 +86,6 @@ METHOD = Method(
     train=train,
     description="paper's PDS-DPO: image reward -> responses -> response RM (chosen=max, rejected=min) -> DPO+LoRA",
     worlds=("micro", "real"),
+    check=check,
     code_modules=("pipelines.rm_dpo", "pipelines.dpo", "pipelines.synth"),
 )
