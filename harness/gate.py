@@ -157,7 +157,7 @@ def print_checks(found: list[Check], notes: list[str], console=None) -> None:
     t = Table(title="harness gate: gated metrics, record vs reference", header_style="bold")
     for col, just in (("suite", "left"), ("metric", "left"), ("reference", "right"), ("record", "right"),
                       ("move (+ better)", "right"), ("tolerance", "right"), ("status", "left")):
-        t.add_column(col, justify=just)
+        t.add_column(col, justify=just, no_wrap=col in ("suite", "status"))
     for c in found:
         d = decimals_for(c.reference.value, c.record.value)
         status = "[red]REGRESSED[/]" if c.regressed else (
@@ -168,13 +168,13 @@ def print_checks(found: list[Check], notes: list[str], console=None) -> None:
                   fmt(c.move, d, signed=True), f"±{fmt(c.tol, d)}", status + (f"\n{c.note}" if c.note else ""))
     console.print(t)
     for n in notes:
-        console.print(f"note: {n}", style="yellow")
+        console.print(f"note: {n}", style="yellow", soft_wrap=True)
     bad = [c for c in found if c.regressed]
     if bad:
         console.print(f"[red bold]REGRESSION[/]: {len(bad)} of {len(found)} gated metric(s) moved the wrong way "
-                      "beyond tolerance: " + ", ".join(f"{c.suite}/{c.metric}" for c in bad))
+                      "beyond tolerance: " + ", ".join(f"{c.suite}/{c.metric}" for c in bad), soft_wrap=True)
     else:
-        console.print(f"[green bold]OK[/]: {len(found)} gated metric(s) within tolerance")
+        console.print(f"[green bold]OK[/]: {len(found)} gated metric(s) within tolerance", soft_wrap=True)
 
 
 def update_reference(record_path: Path, reference_path: Path, console=None) -> None:
@@ -188,32 +188,33 @@ def update_reference(record_path: Path, reference_path: Path, console=None) -> N
         try:
             old = RunRecord.load(reference_path)
         except HarnessError as e:
-            console.print(f"old reference {reference_path} is unreadable ({e}); replacing it", style="yellow")
+            console.print(f"old reference {reference_path} is unreadable ({e}); replacing it", style="yellow",
+                          soft_wrap=True)
     if old is None:
-        console.print(f"new reference: {reference_path} (no previous reference)")
+        console.print(f"new reference: {reference_path} (no previous reference)", soft_wrap=True)
     else:
         _print_changes(old, record, console)
     reference_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(reference_path) as tmp:
         shutil.copyfile(record_path, tmp)
-    console.print(f"reference updated: {record_path} -> {reference_path}")
+    console.print(f"reference updated: {record_path} -> {reference_path}", soft_wrap=True)
 
 
 def _print_changes(old: RunRecord, new: RunRecord, console) -> None:
     from rich.table import Table
     if old.world != new.world:
-        console.print(f"world changes: {old.world} -> {new.world}", style="yellow")
+        console.print(f"world changes: {old.world} -> {new.world}", style="yellow", soft_wrap=True)
     o, n = old.checkpoints[only_checkpoint(old)], new.checkpoints[only_checkpoint(new)]
     for s in sorted(set(o) - set(n)):
-        console.print(f"suite removed from the reference: {s}", style="yellow")
+        console.print(f"suite removed from the reference: {s}", style="yellow", soft_wrap=True)
     for s in sorted(set(n) - set(o)):
-        console.print(f"suite added to the reference: {s} v{n[s].version}", style="yellow")
+        console.print(f"suite added to the reference: {s} v{n[s].version}", style="yellow", soft_wrap=True)
     t = Table(title="reference update: old -> new", header_style="bold")
     for col in ("suite", "metric", "old", "new", "change"):
         t.add_column(col)
     for s in sorted(set(o) & set(n)):
         if o[s].version != n[s].version:
-            console.print(f"suite {s}: version {o[s].version} -> {n[s].version}", style="yellow")
+            console.print(f"suite {s}: version {o[s].version} -> {n[s].version}", style="yellow", soft_wrap=True)
         for m in sorted(set(o[s].metrics) & set(n[s].metrics)):
             a, b = o[s].metrics[m], n[s].metrics[m]
             d = decimals_for(a.value, b.value)
