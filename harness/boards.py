@@ -99,7 +99,8 @@ def cells(record: RunRecord, primary_only: bool) -> dict[Column, Cell]:
 
 
 def command_of(record: RunRecord) -> str:
-    """The command that produced the row: the record's own if it kept one, else rebuilt from its config."""
+    """The command that produced the row: the record's own if it kept one, else rebuilt from its config
+    (method, size, world, suites, seed and a limit; record.json holds the full resolved config)."""
     cfg = record.config or {}
     for key in ("command", "argv"):
         cmd = cfg.get(key)
@@ -107,6 +108,7 @@ def command_of(record: RunRecord) -> str:
             cmd = " ".join(str(c) for c in cmd)
         if isinstance(cmd, str) and cmd.strip():
             return cmd.strip()
+    run_cfg = cfg.get("run") if isinstance(cfg.get("run"), dict) else cfg     # harness.api nests settings
     if record.kind == "eval":
         parts = ["harness eval", f"--model {cfg.get('model', '?')}"]
         if cfg.get("adapter"):
@@ -116,12 +118,15 @@ def command_of(record: RunRecord) -> str:
         parts = ["harness run", f"--method {record.method}"]
         if record.size:
             parts.append(f"--size {size_label(record.size)}")
-        suites = cfg.get("suites")
-    if record.world != "micro":
+        suites = run_cfg.get("suites")
+    if record.world != "micro" and record.kind != "eval":
         parts.append(f"--world {record.world}")
     if suites:
         parts.append("--suites " + (",".join(suites) if isinstance(suites, (list, tuple)) else str(suites)))
-    if record.seed:
+    limit = cfg.get("limit") if record.kind == "eval" else (run_cfg.get("eval") or {}).get("limit")
+    if limit:
+        parts.append(f"--limit {limit}" if record.kind == "eval" else f"eval.limit={limit}")
+    if record.seed and record.kind != "eval":
         parts.append(f"seed={record.seed}")
     return " ".join(parts)
 
