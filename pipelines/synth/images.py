@@ -8,6 +8,7 @@ Both return, per prompt, a list of candidates {"number", "guidance", "seed", "im
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
@@ -59,8 +60,15 @@ class SD3Generator:
             raise HarnessError("images.backend=sd3 needs images.model (a diffusers SD3 directory)")
         self.cfg = cfg
         self.torch = torch
+        from pathlib import Path
+        index = Path(cfg.model) / "model_index.json"
+        if not index.is_file():
+            raise HarnessError(f"images.model {cfg.model!r} is not a local diffusers directory (no model_index.json)")
+        # components saved as [null, null] (e.g. SD3 without its T5 encoder) must be passed as None explicitly
+        absent = {k: None for k, v in json.loads(index.read_text()).items()
+                  if isinstance(v, list) and v == [None, None]}
         self.pipe = StableDiffusion3Pipeline.from_pretrained(cfg.model, torch_dtype=getattr(torch, cfg.dtype),
-                                                             use_safetensors=True).to(cfg.device)
+                                                             use_safetensors=True, **absent).to(cfg.device)
         self.pipe.set_progress_bar_config(disable=True)
 
     def candidates(self, prompt_row: dict) -> list[dict]:
