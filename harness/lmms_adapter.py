@@ -2,7 +2,7 @@
 `lmms_eval.evaluator.simple_evaluate`. This is the only module that imports lmms_eval.
 
 Registered for the lmms-eval CLI through the entry point group `lmms_eval.models`
-(`harness_vlm = "harness.lmms_adapter:MANIFEST"`), so
+(`harness_vlm = "harness.lmms_adapter:manifest"`), so
 `lmms-eval --model harness_vlm --model_args pretrained=micro-llava,adapter=DIR --tasks ... --include_path ...`
 works too. The harness itself passes a model instance to simple_evaluate and reads the per-item samples back.
 """
@@ -14,17 +14,23 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
+
+def manifest():
+    """The lmms_eval.models entry point's payload. Defined before any lmms_eval import: lmms-eval loads entry
+    points while `lmms_eval.models` initialises, which can happen in the middle of importing this module."""
+    from lmms_eval.models.registry_v2 import ModelManifest
+
+    return ModelManifest(model_id="harness_vlm", simple_class_path="harness.lmms_adapter.HarnessVLM")
+
+
 # lmms-eval draws tqdm bars per step; we show our own rich bars (tqdm reads this when a bar is created).
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 from lmms_eval.api.instance import Instance  # noqa: E402
 from lmms_eval.api.model import lmms  # noqa: E402
-from lmms_eval.models.registry_v2 import ModelManifest  # noqa: E402
 
 from harness.errors import HarnessError  # noqa: E402
 from harness.models import vlm  # noqa: E402
-
-MANIFEST = ModelManifest(model_id="harness_vlm", simple_class_path="harness.lmms_adapter.HarnessVLM")
 
 
 class HarnessVLM(lmms):
@@ -130,7 +136,7 @@ def run_tasks(lm: HarnessVLM, tasks: list[str], include_path: str | Path | list 
         cause = e
         while cause.__cause__ is not None and not isinstance(cause, HarnessError):
             cause = cause.__cause__
-            raise HarnessError(f"lmms-eval failed on {', '.join(tasks)}: {type(cause).__name__}: {cause}") from None
+        raise HarnessError(f"lmms-eval failed on {', '.join(tasks)}: {type(cause).__name__}: {cause}") from None
     if not results or "samples" not in results:
         raise HarnessError(f"lmms-eval returned no samples for {', '.join(tasks)}")
     out = {}

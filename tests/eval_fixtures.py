@@ -13,9 +13,16 @@ CHAT_TEMPLATE = (
     "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
     "{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
     " </s> {% endfor %}{% if add_generation_prompt %}assistant : {% endif %}")
+# llava-hf/llava-1.5-7b-hf's layout ("USER: <image>\n{question} ASSISTANT:"), in the word-level vocabulary's words
+LLAVA15_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}user : "
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{% else %}assistant : {{ m['content'][0]['text'] }} </s> {% endif %}{% endfor %}"
+    "{% if add_generation_prompt %} assistant :{% endif %}")
 
 
-def build_tiny_llava(out: Path, seed: int = 0, image_size: int = 64, patch: int = 8) -> Path:
+def build_tiny_llava(out: Path, seed: int = 0, image_size: int = 64, patch: int = 8,
+                     chat_template: str = CHAT_TEMPLATE, vision_feature_layer: int = -1, vision_layers: int = 1) -> Path:
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
@@ -30,21 +37,21 @@ def build_tiny_llava(out: Path, seed: int = 0, image_size: int = 64, patch: int 
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
                                   eos_token="</s>", extra_special_tokens={"image_token": "<image>"})
-    tok.chat_template = CHAT_TEMPLATE
+    tok.chat_template = chat_template
     cfg = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=vision_layers,
                                        num_attention_heads=2, image_size=image_size, patch_size=patch),
         text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                 num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
                                 pad_token_id=0, bos_token_id=2, eos_token_id=3),
-        image_token_index=vocab["<image>"], vision_feature_select_strategy="default", vision_feature_layer=-1)
+        image_token_index=vocab["<image>"], vision_feature_select_strategy="default", vision_feature_layer=vision_feature_layer)
     model = LlavaForConditionalGeneration(cfg)
     model.generation_config.pad_token_id = 0
     model.generation_config.eos_token_id = 3
     ip = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
                             do_center_crop=True)
     proc = LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=patch, num_additional_image_tokens=1,
-                          vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE)
+                          vision_feature_select_strategy="default", chat_template=chat_template)
     out = Path(out)
     model.save_pretrained(out, safe_serialization=True)
     proc.save_pretrained(out)
