@@ -161,7 +161,8 @@ def _pairs(record: RunRecord) -> str:
 def _row_label(e: Entry) -> str:
     r = e.record
     if r.kind == "eval":
-        return f"eval: {r.config.get('model') or e.name}"
+        model = str(r.config.get("model") or e.name).rstrip("/")
+        return f"eval: {model.rsplit('/', 1)[-1]}"     # a local path's last part; the command keeps the path
     return r.method or "run"
 
 
@@ -328,7 +329,8 @@ def board_plots(world: str, entries: list[Entry]) -> dict[tuple, tuple[str, byte
             cell = per_entry[e.name].get(col)
             if cell is None:
                 continue
-            label = f"{_row_label(e)} {_pairs(e.record)} s{e.record.seed}".replace(" – ", " ")
+            label = _row_label(e) if e.record.kind == "eval" else \
+                f"{_row_label(e)} {_pairs(e.record)} s{e.record.seed}"
             marker = significance(cell.comp, cell.base.value if cell.base else None,
                                   cell.aligned.value if cell.aligned else None) if cell.comp else ""
             bars.append(Bar(label, cell.base.value if cell.base else None, cell.base.ci if cell.base else None,

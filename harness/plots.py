@@ -86,7 +86,7 @@ def before_after_png(title: str, metric: str, direction: str, bars: list[Bar], s
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context(RC):
-        height = 1.3 + 0.55 * len(bars)
+        height = max(2.4, 1.4 + 0.55 * len(bars))
         fig = Figure(figsize=(7.5, height))
         ax = fig.add_subplot(1, 1, 1)
         h = 0.38
@@ -98,6 +98,7 @@ def before_after_png(title: str, metric: str, direction: str, bars: list[Bar], s
             if _num(b.aligned):
                 ax.barh(y - h / 2, b.aligned, height=h, color=ALIGNED_COLOUR, xerr=_err(b.aligned, b.aligned_ci),
                         error_kw={"elinewidth": 1, "capsize": 2}, label="aligned")
+        ax.set_ylim(-0.6, len(bars) - 0.4)
         ax.set_yticks(ys)
         ax.set_yticklabels([b.label for b in bars])
         ax.set_xlabel(f"{metric} {arrow(direction)} ({direction_words(direction)}; whiskers: 95 % CI)")
@@ -107,6 +108,9 @@ def before_after_png(title: str, metric: str, direction: str, bars: list[Bar], s
         right = max(tops, default=1.0)
         ax.set_xlim(min(0.0, min(tops, default=0.0)), right * 1.28 if right > 0 else 1.0)
         for y, b in zip(ys, bars):
+            if not (_num(b.base) or _num(b.aligned)):
+                ax.text(0, y, "  no value (metric undefined on these samples)", va="center", fontsize=8,
+                        color="#4a5568")
             if b.marker:
                 ax.text(right * 1.02, y, b.marker, va="center", fontsize=8,
                         color={"better": "#2f855a", "worse": "#c53030"}.get(b.marker.split(" ")[-1], "#4a5568"))
