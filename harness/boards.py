@@ -390,7 +390,7 @@ def readme_markdown(worlds: dict[str, int], reported_worlds: list[str]) -> str:
               "a column. The CSV files hold every metric of every record in long format.", "",
               "## Regenerate, publish, gate", "",
               "```bash",
-              "harness leaderboard                 # rebuild every board from records/ (byte-identical if nothing changed)",
+              "harness leaderboard                 # rebuild every board from records/ (same bytes if nothing changed)",
               "harness publish runs/<run-dir>      # copy a finished run's record.json + samples summary, then rebuild",
               "harness run --method rm-dpo --size 5k --publish",
               "harness gate --record runs/<run-dir>/record.json --reference <reference record.json>",

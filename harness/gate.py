@@ -121,13 +121,16 @@ def checks(record: RunRecord, reference: RunRecord, *, k: float = GATE_K, floor_
                 if mv.direction != m.direction:
                     raise HarnessError(f"{name}/{m.name}: {who} says direction {mv.direction!r}, the suite "
                                        f"definition says {m.direction!r}")
-            note = ""
-            if not (is_num(ref_mv.value) and is_num(rec_mv.value)):
-                raise HarnessError(f"{name}/{m.name}: no value to compare (reference {ref_mv.value}, record "
-                                   f"{rec_mv.value})")
-            if ref_mv.n != rec_mv.n:
-                note = f"n differs ({ref_mv.n} vs {rec_mv.n})"
+            note = f"n differs ({ref_mv.n} vs {rec_mv.n})" if ref_mv.n != rec_mv.n else ""
             fl = (floors or {}).get(f"{name}/{m.name}", (floors or {}).get(m.name, floor_abs))
+            if not is_num(ref_mv.value):
+                raise HarnessError(f"reference has no value for gated metric {name}/{m.name} ({ref_mv.value}): "
+                                   "it cannot serve as a reference")
+            if not is_num(rec_mv.value):
+                # e.g. F1 undefined because the model never answered "yes": the record lost the metric itself
+                out.append(Check(name, m.name, m.direction, ref_mv, rec_mv, float("nan"), fl, True,
+                                 "no value in the record (metric undefined)"))
+                continue
             tol = tolerance(ref_mv, rec_mv, k=k, floor_abs=fl, floor_rel=floor_rel)
             move = signed_gain(m.direction, ref_mv.value, rec_mv.value)
             out.append(Check(name, m.name, m.direction, ref_mv, rec_mv, move, tol, move < -tol, note))
@@ -161,7 +164,7 @@ def print_checks(found: list[Check], notes: list[str], console=None) -> None:
     for c in found:
         d = decimals_for(c.reference.value, c.record.value)
         status = "[red]REGRESSED[/]" if c.regressed else (
-            "[green]pass (better)[/]" if c.move > c.tol else "pass")
+            "[green]pass (better)[/]" if is_num(c.move) and c.move > c.tol else "pass")
         t.add_row(c.suite, f"{c.metric} {arrow(c.direction)}",
                   f"{fmt(c.reference.value, d)}\n{fmt_ci(c.reference.ci, d)}",
                   f"{fmt(c.record.value, d)}\n{fmt_ci(c.record.ci, d)}",

@@ -109,8 +109,8 @@ def rows_for(suite: Suite, quality: float, n: int = 240, seed: int = 0) -> list[
 
 
 def suite_result(suite: Suite, rows: list[dict], samples: str = "") -> SuiteResult:
-    metrics = {m.name: MetricValue(m.compute(rows), bootstrap_ci(m.select(rows), m.fn, n_boot=N_BOOT), len(m.select(rows)),
-                                   m.direction) for m in suite.metrics}
+    metrics = {m.name: MetricValue(m.compute(rows), bootstrap_ci(m.select(rows), m.fn, n_boot=N_BOOT),
+                                   len(m.select(rows)), m.direction) for m in suite.metrics}
     parse = sum(1 for r in rows if "parsed" in r and r["parsed"] is None)
     return SuiteResult(suite.name, suite.version, metrics, {"parse": parse, "judge": 0}, samples, suite.primary)
 

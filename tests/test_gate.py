@@ -27,7 +27,8 @@ def reference(suites, tmp_path_factory):
 
 
 def test_identical_rerun_passes(reference, tmp_path, suites, capsys):
-    rerun = save(make_record(suites, base_q=0.6, aligned_q=0.85, n=240, compare=False), tmp_path / "run" / "record.json")
+    rerun = save(make_record(suites, base_q=0.6, aligned_q=0.85, n=240, compare=False),
+                 tmp_path / "run" / "record.json")
     assert gate_cli(rerun, reference) == 0
     out = capsys.readouterr().out
     assert "OK" in out and "REGRESSED" not in out and "f1" in out and "chair_i" in out
@@ -151,3 +152,14 @@ def test_update_writes_reference_and_reports_changes(reference, tmp_path, suites
     assert new_ref.read_bytes() == second.read_bytes()
     assert not [p for p in new_ref.parent.iterdir() if p.name.endswith(".tmp")]
     assert gate_cli(second, new_ref) == 0
+
+
+def test_undefined_metric_in_record_is_a_regression_in_reference_bad_input(reference, tmp_path, capsys):
+    from harness.record import RunRecord
+    rec = RunRecord.load(reference)
+    rec.checkpoints["aligned"]["micro-pope"].metrics["f1"].value = float("nan")
+    nan_path = save(rec, tmp_path / "nan.json")
+    assert gate_cli(nan_path, reference) == 1
+    assert "metric undefined" in capsys.readouterr().out
+    rc, err = _exit(["gate", "--record", str(reference), "--reference", str(nan_path)], capsys)
+    assert rc == 2 and "cannot serve as a reference" in err

@@ -61,7 +61,7 @@ def test_identical_rows_give_zero_delta_and_p_one():
 def test_rows_filter_restricts_the_comparison():
     base, aligned = rows_for(TOY_POPE, 0.7), rows_for(TOY_POPE, 0.7)
     # improve only the non-adversarial items: the adversarial metric must not move
-    for b, a in zip(base, aligned):
+    for a in aligned:
         if a["split"] != "adversarial":
             a["correct"], a["parsed"] = True, a["label"]
     comps = compare_suite(TOY_POPE, base, aligned, n_boot=N_BOOT)
