@@ -393,9 +393,14 @@ def readme_markdown(worlds: dict[str, int], reported_worlds: list[str]) -> str:
               "harness leaderboard                 # rebuild every board from records/ (same bytes if nothing changed)",
               "harness publish runs/<run-dir>      # copy a finished run's record.json + samples summary, then rebuild",
               "harness run --method rm-dpo --size 5k --publish",
-              "harness gate --record runs/<run-dir>/record.json --reference <reference record.json>",
+              "harness gate --record runs/<run-dir>/record.json --reference references/<name>.json",
+              "harness gate --record runs/<run-dir>/record.json --reference references/<name>.json --update",
               "```", "",
+              "`harness gate` compares the gated metrics (declared `gated=True` in `benchmarks/suites.py`) of a "
+              "record's aligned checkpoint with a reference record and exits 1 when one moves the wrong way by more "
+              "than max(floor, k·sqrt(hw_ref² + hw_rec²)) (hw = half-width of the 95 % CI; see harness/gate.py); "
+              "`--update` deliberately makes the record the new reference and prints what changed.", "",
               "Layout: `records/<world>/<method>-<pairs>-s<seed>-<config hash>/record.json` (+ "
               "`samples_summary.json`: row counts, hashes and a few example rows, not the full samples). Everything "
-              "else here except `records/`, `reported/` and reference records is generated.", ""]
+              "else here except `records/`, `reported/` and `references/` (gate references) is generated.", ""]
     return "\n".join(lines)
