@@ -393,8 +393,8 @@ def readme_markdown(worlds: dict[str, int], reported_worlds: list[str]) -> str:
               "harness leaderboard                 # rebuild every board from records/ (same bytes if nothing changed)",
               "harness publish runs/<run-dir>      # copy a finished run's record.json + samples summary, then rebuild",
               "harness run --method rm-dpo --size 5k --publish",
-              "harness gate --record runs/<run-dir>/record.json --reference references/<name>.json",
-              "harness gate --record runs/<run-dir>/record.json --reference references/<name>.json --update",
+              "harness gate --record runs/<run-dir>/record.json --reference leaderboards/references/<name>.json",
+              "harness gate --record runs/<run-dir>/record.json --reference leaderboards/references/<name>.json --update",
               "```", "",
               "`harness gate` compares the gated metrics (declared `gated=True` in `benchmarks/suites.py`) of a "
               "record's aligned checkpoint with a reference record and exits 1 when one moves the wrong way by more "
