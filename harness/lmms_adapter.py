@@ -97,6 +97,9 @@ class HarnessVLM(lmms):
         raise HarnessError("harness_vlm does not support multi-round generation")
 
 
+_TASK_MANAGERS: dict[tuple, object] = {}
+
+
 def _quiet() -> None:
     """lmms-eval logs every step at INFO through loguru and draws tqdm bars; we show our own rich bars."""
     import sys
@@ -123,7 +126,13 @@ def run_tasks(lm: HarnessVLM, tasks: list[str], include_path: str | Path | list 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _quiet()
     paths = include_path if isinstance(include_path, list) else ([include_path] if include_path else None)
-    tm = TaskManager(verbosity="ERROR", include_path=[str(p) for p in paths] if paths else None)
+    # Indexing lmms-eval's own task YAMLs takes seconds: only when a built-in task is asked for, once per process.
+    defaults = any(not t.startswith("harness_") for t in tasks)
+    key = (defaults,) + tuple(str(p) for p in paths or ())
+    if key not in _TASK_MANAGERS:
+        _TASK_MANAGERS[key] = TaskManager(verbosity="ERROR", include_path=list(key[1:]) or None,
+                                          include_defaults=defaults)
+    tm = _TASK_MANAGERS[key]
     unknown = [t for t in tasks if t not in tm.all_tasks]
     if unknown:
         raise HarnessError(f"unknown lmms-eval task(s): {', '.join(unknown)}")

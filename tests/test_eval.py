@@ -191,7 +191,10 @@ def test_corrupt_image_is_a_clear_error(tiny, tmp_path, monkeypatch):
 def test_judge_down_leaves_no_finished_record(tiny, tmp_path, monkeypatch):
     from harness.cli import main
 
+    from harness.judges import openai_judge
+
     monkeypatch.setenv("HARNESS_JUDGE_URL", "http://127.0.0.1:9/v1")     # nothing listens on port 9
+    monkeypatch.setattr(openai_judge, "DEFAULT_BACKOFF", 0.01)
     out = tmp_path / "ev"
     out.mkdir()
     (out / "record.json").write_text("{}")                              # a stale record must not survive

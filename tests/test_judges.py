@@ -194,3 +194,7 @@ def test_judge_that_is_down_is_a_harness_error(tmp_path):
     j = OpenAIJudge(base_url="http://127.0.0.1:9/v1", cache_dir=tmp_path, retries=0, timeout=1)
     with pytest.raises(HarnessError, match="failed on all 2"):
         j.judge_rows("mmvet", [mmhal_row(), {**mmhal_row(), "id": "2"}])
+    rows = [{**mmhal_row(), "id": str(i)} for i in range(50)]
+    with pytest.raises(HarnessError, match="failed on the first 3"):     # stops early, does not try all 50
+        j.judge_rows("mmvet", rows)
+    assert "score" not in rows[3]

@@ -16,6 +16,7 @@ from typing import Callable
 from harness.errors import HarnessError
 
 TASKS = ("mmhal", "mmvet")
+DOWN_AFTER = 3      # the first 3 judgements all failed: the judge is down, stop instead of failing every item
 
 
 @dataclass
@@ -44,6 +45,9 @@ class Judge:
             raise HarnessError(f"judge task must be one of {TASKS}, got {task!r}")
         failures, first_error = 0, None
         for i, row in enumerate(rows):
+            if i == DOWN_AFTER and failures == DOWN_AFTER:
+                raise HarnessError(f"judge {self.name!r} failed on the first {DOWN_AFTER} {task} items "
+                                   f"(is it down?): {first_error}")
             j = self.judge(task, row)
             ok = j.error is None and j.score is not None
             row["score"] = float(j.score) if ok else None

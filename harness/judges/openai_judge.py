@@ -25,6 +25,8 @@ from harness.judges import Judge, Judgement
 DEFAULT_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-2024-08-06"
 PROMPT_VERSION = "1"
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.5     # seconds before the first retry, doubled each time
 
 # Our wording of the MMHal-Bench rubric (FACTS.md §2); the judge sees object labels, never the image.
 MMHAL_PROMPT = """You are grading an AI assistant's answer about an image for hallucination.
@@ -78,13 +80,15 @@ class OpenAIJudge(Judge):
     version = PROMPT_VERSION
 
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 timeout: float = 60.0, retries: int = 3, backoff: float = 0.5, cache_dir: str | Path | None = None,
+                 timeout: float = 60.0, retries: int | None = None, backoff: float | None = None, cache_dir: str | Path | None = None,
                  max_tokens: int = 512, **_ignored):
         self.base_url = (base_url or os.environ.get("HARNESS_JUDGE_URL") or os.environ.get("OPENAI_BASE_URL")
                          or DEFAULT_URL).rstrip("/")
         self.model = model or os.environ.get("HARNESS_JUDGE_MODEL") or DEFAULT_MODEL
         self.api_key_env = api_key_env
-        self.timeout, self.retries, self.backoff, self.max_tokens = timeout, retries, backoff, max_tokens
+        self.timeout, self.max_tokens = timeout, max_tokens
+        self.retries = DEFAULT_RETRIES if retries is None else retries
+        self.backoff = DEFAULT_BACKOFF if backoff is None else backoff
         root = Path(cache_dir) if cache_dir else Path(os.environ.get(
             "HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness")) / "judge"
         self.cache_dir = root
