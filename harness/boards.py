@@ -101,6 +101,9 @@ def cells(record: RunRecord, primary_only: bool) -> dict[Column, Cell]:
 def command_of(record: RunRecord) -> str:
     """The command that produced the row: the record's own if it kept one, else rebuilt from its config
     (method, size, world, suites, seed and a limit; record.json holds the full resolved config)."""
+    own = getattr(record, "command", None)      # if RunRecord grows a `command` field, it wins
+    if isinstance(own, str) and own.strip():
+        return own.strip()
     cfg = record.config or {}
     for key in ("command", "argv"):
         cmd = cfg.get(key)
