@@ -22,7 +22,22 @@ LLAVA15_TEMPLATE = (
 
 
 def build_tiny_llava(out: Path, seed: int = 0, image_size: int = 64, patch: int = 8,
-                     chat_template: str = CHAT_TEMPLATE, vision_feature_layer: int = -1, vision_layers: int = 1) -> Path:
+                     chat_template: str | None = None, vision_feature_layer: int = -1, vision_layers: int = 1,
+                     sizes=None) -> Path:
+    """The zoo's own architecture (harness.zoo.architectures, REDUCED sizes unless `sizes`) saved to `out`;
+    with a custom chat template / feature layer (the llava-1.5 layout), a hand-built equivalent."""
+    if chat_template is None:
+        try:
+            from harness.zoo import architectures as arch
+        except ImportError:
+            arch = None
+        if arch is not None:
+            model = arch.build_llava(sizes or arch.REDUCED, seed=seed)
+            out = Path(out)
+            model.save_pretrained(out, safe_serialization=True)
+            arch.build_processor(sizes or arch.REDUCED).save_pretrained(out)
+            return out
+        chat_template = CHAT_TEMPLATE
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
