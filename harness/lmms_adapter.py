@@ -9,6 +9,8 @@ works too. The harness itself passes a model instance to simple_evaluate and rea
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -22,9 +24,6 @@ def manifest():
 
     return ModelManifest(model_id="harness_vlm", simple_class_path="harness.lmms_adapter.HarnessVLM")
 
-
-# lmms-eval draws tqdm bars per step; we show our own rich bars (tqdm reads this when a bar is created).
-os.environ.setdefault("TQDM_DISABLE", "1")
 
 from lmms_eval.api.instance import Instance  # noqa: E402
 from lmms_eval.api.model import lmms  # noqa: E402
@@ -137,8 +136,10 @@ def run_tasks(lm: HarnessVLM, tasks: list[str], include_path: str | Path | list 
     if unknown:
         raise HarnessError(f"unknown lmms-eval task(s): {', '.join(unknown)}")
     try:
-        results = simple_evaluate(model=lm, tasks=list(tasks), task_manager=tm, log_samples=True, limit=limit,
-                                  batch_size=lm.batch_size, verbosity="ERROR", bootstrap_iters=0)
+        # lmms-eval's tqdm bars go to sys.stderr; loguru warnings keep the real stderr (bound in _quiet)
+        with contextlib.redirect_stderr(io.StringIO()):
+            results = simple_evaluate(model=lm, tasks=list(tasks), task_manager=tm, log_samples=True, limit=limit,
+                                      batch_size=lm.batch_size, verbosity="ERROR", bootstrap_iters=0)
     except HarnessError:
         raise
     except Exception as e:   # noqa: BLE001 - lmms-eval raises anything; the message is what the user needs
