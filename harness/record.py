@@ -58,6 +58,7 @@ class RunRecord:
     seed: int = 0
     config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ""
+    command: str = ""                           # the command line that produced the record (for boards)
     packages: dict[str, str] = field(default_factory=dict)
     git_commit: str | None = None
     machine: str = ""
