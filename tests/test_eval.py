@@ -203,3 +203,18 @@ def test_judge_down_leaves_no_finished_record(tiny, tmp_path, monkeypatch):
     assert rc == 2
     assert not (out / "record.json").exists()
     assert not (out / "samples" / "base" / "micro-mmvet.jsonl").exists()
+
+
+def test_rule_judge_gives_ground_truth_answers_full_marks(micro_tasks):
+    """The reference answer of every micro MMHal / MM-Vet item is rated 6 / correct 1.0 by the rule judge."""
+    from harness.judges.rule import RuleJudge
+
+    for task, best in (("mmhal", 6.0), ("mmvet", 1.0)):
+        docs = [json.loads(x) for x in (micro_tasks / "data" / f"{task}.jsonl").read_text().splitlines()]
+        rows = [{"id": d["id"], "question": d["question"], "prediction": d["target"], "target": d["target"],
+                 "scene": json.loads(d["scene"]), "meta": json.loads(d["meta"]), "qtype": d["qtype"]} for d in docs]
+        assert RuleJudge().judge_rows(task, rows) == 0
+        assert {r["score"] for r in rows} == {best}
+        wrong = [{**r, "prediction": "there is a big red dog ."} for r in rows]
+        RuleJudge().judge_rows(task, wrong)
+        assert sum(r["score"] for r in wrong) / len(wrong) < best / 2
