@@ -116,21 +116,31 @@ def _hallucinated(r: dict) -> set[str]:
     return {o for o in r["mentioned"] if o not in truth}
 
 
+def _mention_counts(rows: Rows) -> tuple[int, int]:
+    """(hallucinated mentions, all mentions), pooled over captions, repeats included: CHAIR's and AMBER's
+    scripts count every object word they find, not distinct objects."""
+    hall = total = 0
+    for r in rows:
+        truth = set(r["truth"])
+        total += len(r["mentioned"])
+        hall += sum(1 for o in r["mentioned"] if o not in truth)
+    return hall, total
+
+
 def chair_s(rows: Rows) -> float:
     """CHAIRs: share of captions that mention at least one object not in the image."""
     return _div(sum(1 for r in rows if _hallucinated(r)), len(rows))
 
 
 def chair_i(rows: Rows) -> float:
-    """CHAIRi: hallucinated objects / mentioned objects, pooled over captions (each object counted once per
-    caption, as CHAIR counts objects, not words)."""
-    mentioned = sum(len(set(r["mentioned"])) for r in rows)
-    return _div(sum(len(_hallucinated(r)) for r in rows), mentioned)
+    """CHAIRi: hallucinated object mentions / all object mentions, pooled over captions."""
+    hall, total = _mention_counts(rows)
+    return _div(hall, total)
 
 
 def object_recall(rows: Rows) -> float:
-    """Ground-truth objects mentioned / ground-truth objects, pooled (CHAIR's recall, AMBER's Cover is the
-    per-caption mean of the same ratio)."""
+    """Ground-truth objects mentioned / ground-truth objects, pooled over captions (CHAIR's recall and
+    AMBER's Cover are the same ratio)."""
     truth = sum(len(set(r["truth"])) for r in rows)
     return _div(sum(len(set(r["truth"]) & set(r["mentioned"])) for r in rows), truth)
 
@@ -160,14 +170,13 @@ def _discriminative(rows: Rows) -> list[dict]:
 
 
 def amber_chair(rows: Rows) -> float:
-    """AMBER CHAIR x 100: mentioned objects not in `truth` / mentioned objects, pooled."""
+    """AMBER CHAIR x 100: object mentions not in `truth` / object mentions, pooled (as AMBER's script)."""
     return 100 * chair_i(_generative(rows))
 
 
 def amber_cover(rows: Rows) -> float:
-    """AMBER Cover x 100: per response, truth objects mentioned / truth objects; mean over responses."""
-    g = [r for r in _generative(rows) if r["truth"]]
-    return 100 * _div(sum(len(set(r["truth"]) & set(r["mentioned"])) / len(set(r["truth"])) for r in g), len(g))
+    """AMBER Cover x 100: truth objects mentioned / truth objects, pooled over responses."""
+    return 100 * object_recall(_generative(rows))
 
 
 def amber_hal(rows: Rows) -> float:
@@ -176,10 +185,11 @@ def amber_hal(rows: Rows) -> float:
 
 
 def amber_cog(rows: Rows) -> float:
-    """AMBER Cog x 100 (lower is better): per response, annotated `hallu` objects that appear / annotated
-    `hallu` objects; mean over responses that have annotations."""
-    g = [r for r in _generative(rows) if r.get("hallu")]
-    return 100 * _div(sum(len(set(r["hallu"]) & set(r["mentioned"])) / len(set(r["hallu"])) for r in g), len(g))
+    """AMBER Cog x 100 (lower is better): annotated `hallu` objects that appear / annotated `hallu` objects,
+    pooled over responses."""
+    g = _generative(rows)
+    return 100 * _div(sum(len(set(r.get("hallu") or ()) & set(r["mentioned"])) for r in g),
+                      sum(len(set(r.get("hallu") or ())) for r in g))
 
 
 def amber_d_f1(rows: Rows) -> float:

@@ -90,18 +90,18 @@ AMBER_G = [
 
 
 def test_amber_generative_by_hand():
-    # objects counted once per response: mentioned {cup, plate} + {car} = 3, hallucinated {plate} = 1
-    assert M.amber_chair(AMBER_G) == pytest.approx(100 / 3)
-    assert M.amber_cover(AMBER_G) == pytest.approx(100 * (1 / 2 + 1) / 2)     # 75
+    # mentions pooled with repeats (AMBER's script): cup, plate, cup + car = 4 mentions, 1 hallucinated (plate)
+    assert M.amber_chair(AMBER_G) == pytest.approx(100 * 1 / 4)
+    assert M.amber_cover(AMBER_G) == pytest.approx(100 * (1 + 1) / (2 + 1))     # pooled: cup, car of 3
     assert M.amber_hal(AMBER_G) == pytest.approx(50.0)
-    assert M.amber_cog(AMBER_G) == pytest.approx(100 * (1 / 1 + 0 / 2) / 2)    # 50
+    assert M.amber_cog(AMBER_G) == pytest.approx(100 * (1 + 0) / (1 + 2))      # plate of plate, bus, sign
 
 
 def test_amber_score_by_hand():
     disc = [{**yn("no", "no"), "kind": "discriminative"}, {**yn("yes", "yes"), "kind": "discriminative"},
             {**yn("no", "yes"), "kind": "discriminative"}]
-    # F1(no) : tp 1, fn 1, fp 0 -> P 1, R 1/2, F1 2/3 -> 66.67; CHAIR 33.33 -> ((100 - 33.33) + 66.67) / 2
-    assert M.amber_score(AMBER_G + disc) == pytest.approx(((100 - 100 / 3) + 200 / 3) / 2)
+    # F1(no) : tp 1, fn 1, fp 0 -> P 1, R 1/2, F1 2/3 -> 66.67; CHAIR 25 -> ((100 - 25) + 66.67) / 2
+    assert M.amber_score(AMBER_G + disc) == pytest.approx(((100 - 25) + 200 / 3) / 2)
     # the published LLaVA-1.5 example: CHAIR 7.8, F1 74.7 -> 83.45
     assert ((100 - 7.8) + 74.7) / 2 == pytest.approx(83.45)
 
@@ -111,7 +111,7 @@ def test_chair_by_hand():
             {"truth": ["car"], "mentioned": ["car"], "prediction": "x y", "truth_length": 4, "well_formed": True},
             {"truth": ["tree"], "mentioned": [], "prediction": "", "truth_length": 4}]
     assert M.chair_s(rows) == pytest.approx(1 / 3)
-    assert M.chair_i(rows) == pytest.approx(1 / 3)         # {cup, dog} + {car}: 1 hallucinated of 3
+    assert M.chair_i(rows) == pytest.approx(1 / 4)         # mentions cup, cup, dog + car: 1 hallucinated of 4
     assert M.object_recall(rows) == pytest.approx(2 / 4)   # cup, car of cup, fork, car, tree
     assert M.mean_length(rows) == pytest.approx(2.0)
     assert M.length_ratio(rows) == pytest.approx(6 / 16)
