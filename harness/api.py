@@ -95,6 +95,24 @@ def prepare(method: str, size: str | int, world: str = "micro", out: str | Path 
     return m, settings, cfg, run_dir, config, stable_hash(config)
 
 
+def command_line(cmd: str, settings: RunSettings, preset=None, overrides=None, suites=None) -> str:
+    """The `harness ...` command that reproduces a record (its --out left out)."""
+    import shlex
+    parts = ["harness", cmd, "--method", settings.method, "--size", size_label(settings.size)]
+    if settings.world != "micro":
+        parts += ["--world", settings.world]
+    if suites:
+        parts += ["--suites", suites if isinstance(suites, str) else ",".join(suites)]
+    if preset:
+        parts += ["--preset", str(preset)]
+    if isinstance(overrides, dict):
+        from harness.io import stable_hash as _h  # dict overrides come from Python, not a shell
+        parts += [f"<overrides {_h(overrides)}>"]
+    else:
+        parts += list(overrides or [])
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def _base_record(settings: RunSettings, config: dict, config_hash: str) -> RunRecord:
     return RunRecord(kind="run", method=settings.method, size=settings.size, world=settings.world,
                      seed=settings.seed, config=config, config_hash=config_hash, packages=package_versions(),
@@ -211,6 +229,7 @@ def run(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", ou
     from harness.compare import compare_suite
     from harness.evaluate import load_samples
     rec = _base_record(settings, config, chash)
+    rec.command = command_line("run", settings, preset, overrides, suites)
     rec.checkpoints = {"base": _suite_results(st_b.output), "aligned": _suite_results(st_a.output)}
     rec.checkpoint_paths = {"base": settings.base_model, "aligned": "adapter"}
     for s in settings.suites:
@@ -239,6 +258,20 @@ def _print_table(rec: RunRecord, quiet: bool) -> None:
         return
     from harness.tables import print_before_after
     print_before_after(rec)
+    print_timings(rec)
+
+
+def print_timings(rec: RunRecord) -> None:
+    """Wall seconds per stage (as computed; a cached stage shows the time it took when it ran)."""
+    if os.environ.get("HARNESS_QUIET") or not rec.timings:
+        return
+    from rich.table import Table
+    t = Table(title="stage wall times (s)", show_header=True)
+    t.add_column("stage")
+    t.add_column("seconds", justify="right")
+    for k, v in rec.timings.items():
+        t.add_row(k, f"{v:.1f}")
+    _console().print(t)
 
 
 def _threads(n: int) -> None:
@@ -257,6 +290,7 @@ def synth(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", 
     rec = _base_record(settings, config, chash)
     rec.kind = "synth"
     rec.timings = _timings(st)
+    print_timings(rec)
     console.print(f"dataset: {run_dir / 'dataset'} ({st.output.get('pairs')} pairs; card: dataset/README.md)")
     return rec
 
@@ -274,6 +308,7 @@ def train(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", 
     rec.kind = "train"
     rec.timings = _timings(st_s, st_t)
     rec.checkpoint_paths = {"base": settings.base_model, "aligned": "adapter"}
+    print_timings(rec)
     console.print(f"adapter: {run_dir / 'adapter'}; training log: {run_dir / 'train_log.json'}")
     return rec
 

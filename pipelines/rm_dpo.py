@@ -43,7 +43,9 @@ def build_pairs(cfg: RmDpoConfig, run, out_dir: Path, stages: Stages) -> dict:
                       stages=stages, out_dir=out_dir, title=f"rm-dpo {run.world} {run.size} pairs (seed {run.seed})")
 
 
-def train(cfg: RmDpoConfig, run, dataset_dir: Path, out_dir: Path, stages: Stages) -> dict:
+def train(cfg: RmDpoConfig, run, dataset_dir: Path, out_dir: Path, stages: Stages, score_fn=None,
+          select_fn=None) -> dict:
+    """`score_fn` / `select_fn`: a baseline's synthesis hooks, used again in the on-policy rounds."""
     import json
 
     from harness.errors import HarnessError
@@ -63,7 +65,8 @@ def train(cfg: RmDpoConfig, run, dataset_dir: Path, out_dir: Path, stages: Stage
             n = max(1, int(round(run.size * cfg.round_size)))
             card = synthesize(cfg.synth, n_pairs=n, seed=run.seed, world=run.world, policy=policy,
                               stages=stages.sub(f"round{k}-synth"), out_dir=None,
-                              prompt_offset=k * 104_729, title=f"rm-dpo on-policy round {k}")
+                              prompt_offset=k * 104_729, title=f"{run.method} on-policy round {k}",
+                              score_fn=score_fn, select_fn=select_fn)
             timings.update({f"round{k}.synth.{s}": v for s, v in card["timings"].items()})
             data = Path(card["dataset_dir"])
         st = stages.run(f"round{k}", {"train": cfg.train.__dict__ | {}, "policy": str(policy), "data": str(data),

@@ -57,6 +57,10 @@ def synthesize(cfg: SynthConfig, *, n_pairs: int, seed: int, world: str, policy:
     """Run (or resume) the pipeline; writes out_dir/dataset and returns the card summary.
 
     `prompt_offset` shifts the prompt seed so a second on-policy round draws new images.
+    Baseline hooks (their `__name__` is part of the stage keys, so it must name their config):
+    `score_fn(images, questions, responses) -> scores` replaces the response reward model;
+    `select_fn(items, n_pairs=...) -> (pairs, selection)` replaces pair selection (micro items carry `scene`,
+    the drawn scene, for ground-truth methods).
     """
     from pipelines.synth import dataset, image_reward, images, prompts, questions, responders, response_reward, select
     from pipelines.synth.models import fingerprint
@@ -114,17 +118,11 @@ def synthesize(cfg: SynthConfig, *, n_pairs: int, seed: int, world: str, policy:
     # 4. K responses per image
     def do_responses(d: Path):
         qs = read_jsonl(st_q.path / "questions.jsonl")
-        imgs = [_load_image(st_i.path, q["id"]) for q in qs]
+        paths = [str(st_i.path / "images" / f"{q['id']:06d}.png") for q in qs]
         total = len(cfg.responders.models) * cfg.responders.samples_per_model
         with progress(f"responses: {total} per image x {len(qs)}", total * len(qs)) as bar:
-            state = {"done": 0, "cur": None}
-
-            def tick(name, k, _n):
-                bar(state["done"] + k)
-                if k == _n:
-                    state["done"] += _n
-            resp = responders.respond(cfg.responders, imgs, [q["question"] for q in qs], policy, pseed,
-                                      policy_adapter=policy_adapter, progress=tick)
+            resp = responders.respond(cfg.responders, paths, [q["question"] for q in qs], policy, pseed,
+                                      policy_adapter=policy_adapter, progress=bar)
         write_jsonl(d / "responses.jsonl", [{"id": q["id"], "responses": r} for q, r in zip(qs, resp)])
         return {"responses": sum(len(r) for r in resp)}
     models_fp = {m: fingerprint(policy if m == POLICY else m) for m in cfg.responders.models}
@@ -137,7 +135,7 @@ def synthesize(cfg: SynthConfig, *, n_pairs: int, seed: int, world: str, policy:
     def do_rewards(d: Path):
         qs = read_jsonl(st_q.path / "questions.jsonl")
         rs = read_jsonl(st_r.path / "responses.jsonl")
-        imgs = [_load_image(st_i.path, q["id"]) for q in qs]
+        imgs = [str(st_i.path / "images" / f"{q['id']:06d}.png") for q in qs]
         fn = score_fn or (lambda i, q, r: response_reward.score_responses(cfg.response_reward, i, q, r))
         scores = fn(imgs, [q["question"] for q in qs], [r["responses"] for r in rs])
         write_jsonl(d / "scores.jsonl", [{"id": q["id"], "scores": s} for q, s in zip(qs, scores)])
@@ -153,17 +151,18 @@ def synthesize(cfg: SynthConfig, *, n_pairs: int, seed: int, world: str, policy:
         rs = {r["id"]: r["responses"] for r in read_jsonl(st_r.path / "responses.jsonl")}
         ss = {r["id"]: r["scores"] for r in read_jsonl(st_s.path / "scores.jsonl")}
         items = [{"id": q["id"], "question": q["question"], "kind": q["kind"], "category": kept[q["id"]]["category"],
-                  "image_reward": kept[q["id"]]["image_reward"], "responses": rs[q["id"]], "scores": ss[q["id"]]}
+                  "image_reward": kept[q["id"]]["image_reward"], "responses": rs[q["id"]], "scores": ss[q["id"]],
+                  "scene": kept[q["id"]].get("scene")}   # micro ground truth (None in the real world)
                  for q in qs]
-        fn = select_fn or (lambda its: select.select_pairs(cfg.select, its, world, n_pairs))
-        pairs, selection = fn(items)
+        fn = select_fn or (lambda its, n_pairs: select.select_pairs(cfg.select, its, world, n_pairs))
+        pairs, selection = fn(items, n_pairs=n_pairs)
         write_jsonl(d / "pairs.jsonl", pairs)
         components = {"prompts": cfg.prompts.source, "images": f"{cfg.images.backend} {cfg.images.model}".strip()
                       + f", {cfg.images.n} per prompt at guidance {cfg.images.guidances}",
                       "image_reward": f"CLIP score ({cfg.image_reward.model}), keep argmax",
                       "questions": cfg.questions.backend,
                       "responders": f"{cfg.responders.models} x {cfg.responders.samples_per_model} at T={cfg.responders.temperature}",
-                      "response_reward": rm_name, "select": _slice(cfg.select) if select_fn is None else "custom"}
+                      "response_reward": rm_name, "select": _slice(cfg.select) if select_fn is None else getattr(select_fn, "__name__", "custom")}
         imgs = {p["id"]: _load_image(st_i.path, p["id"]) for p in pairs}
         return dataset.write_dataset(pairs, imgs, d, selection, components, title or "preference dataset")
     st_d = stages.run("pairs", {"cfg": _slice(cfg.select), "n": n_pairs, "world": world, "up": st_s.key,

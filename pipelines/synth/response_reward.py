@@ -22,6 +22,7 @@ class ResponseRewardConfig:
     reward: str = "image-aware"      # "image-aware" | "image-blind" (micro names), ignored when model is set
     model: str = ""                  # explicit RM (zoo name or local directory), e.g. an ArmoRM-style RM
     batch_size: int = 128
+    workers: int = 1                 # parallel scoring processes, 1 torch thread each
 
 
 def model_name(cfg: ResponseRewardConfig) -> str:
@@ -32,22 +33,60 @@ def model_name(cfg: ResponseRewardConfig) -> str:
     return MICRO_MODELS[cfg.reward]
 
 
+def _score_chunk(args) -> list[float]:
+    name, images, questions, responses, batch_size = args
+    import torch
+    from PIL import Image
+
+    from harness.models.reward import load_reward_model
+    torch.set_num_threads(1)
+    rm = load_reward_model(name)
+    imgs = None
+    if rm.image_aware:
+        imgs = []
+        for im in images:
+            if isinstance(im, str):
+                with Image.open(im) as f:
+                    im = f.convert("RGB")
+            imgs.append(im)
+    # score in order of response length so padded batches waste little, then restore the order
+    order = sorted(range(len(responses)), key=lambda i: (len(responses[i]), i))
+    scores = rm.score([imgs[i] for i in order] if imgs is not None else None, [questions[i] for i in order],
+                      [responses[i] for i in order], batch_size=batch_size)
+    if len(scores) != len(responses):
+        raise HarnessError(f"reward model {name!r} returned {len(scores)} scores for {len(responses)} responses")
+    out = [0.0] * len(responses)
+    for i, s in zip(order, scores):
+        out[i] = s
+    return out
+
+
 def score_responses(cfg: ResponseRewardConfig, images: list, questions: list[str],
                     responses: list[list[dict]]) -> list[list[float]]:
-    """Scores shaped like `responses` (one list per item)."""
-    from harness.models.reward import load_reward_model
-
+    """Scores shaped like `responses` (one list per item); images are PIL images or file paths."""
     name = model_name(cfg)
-    rm = load_reward_model(name)
-    flat_img, flat_q, flat_r = [], [], []
+    # identical answers to the same item get one score (yes/no answers repeat a lot): index -> unique slot
+    flat_img, flat_q, flat_r, slot_of = [], [], [], []
     for img, q, rs in zip(images, questions, responses):
+        seen: dict[str, int] = {}
         for r in rs:
-            flat_img.append(img)
-            flat_q.append(q)
-            flat_r.append(r["text"])
-    scores = rm.score(flat_img if rm.image_aware else None, flat_q, flat_r, batch_size=cfg.batch_size)
-    if len(scores) != len(flat_r):
-        raise HarnessError(f"reward model {name!r} returned {len(scores)} scores for {len(flat_r)} responses")
+            if r["text"] not in seen:
+                seen[r["text"]] = len(flat_r)
+                flat_img.append(img)
+                flat_q.append(q)
+                flat_r.append(r["text"])
+            slot_of.append(seen[r["text"]])
+    n_chunks = max(1, min(cfg.workers, len(flat_r)))
+    bounds = [len(flat_r) * k // n_chunks for k in range(n_chunks + 1)]
+    chunks = [(name, flat_img[a:b], flat_q[a:b], flat_r[a:b], cfg.batch_size) for a, b in zip(bounds, bounds[1:])]
+    if n_chunks > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(max_workers=n_chunks, mp_context=mp.get_context("spawn")) as ex:
+            parts = list(ex.map(_score_chunk, chunks))
+    else:
+        parts = [_score_chunk(chunks[0])] if chunks else []
+    scores = [s for part in parts for s in part]
     bad = [i for i, s in enumerate(scores) if s is None or not math.isfinite(float(s))]
     if bad:
         i = bad[0]
@@ -56,6 +95,6 @@ def score_responses(cfg: ResponseRewardConfig, images: list, questions: list[str
                            "refusing to select pairs from it")
     out, k = [], 0
     for rs in responses:
-        out.append([float(s) for s in scores[k:k + len(rs)]])
+        out.append([float(scores[slot_of[k + j]]) for j in range(len(rs))])
         k += len(rs)
     return out
