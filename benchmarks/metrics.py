@@ -58,10 +58,13 @@ def accuracy(rows: Rows) -> float:
 
 
 def _prf(rows: Rows, positive: str) -> tuple[float, float, float]:
+    """Precision, recall, F1. A model that never predicts the positive class gets precision 0 (as lmms-eval's
+    POPE and scikit-learn's zero_division default), so an always-"yes" model has AMBER F1 0, not undefined."""
+    if not rows:
+        return NAN, NAN, NAN
     tp, fp, _, fn = confusion(rows, positive)
-    p, r = _div(tp, tp + fp), _div(tp, tp + fn)
-    if math.isnan(p) or math.isnan(r):
-        return p, r, NAN
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
     return p, r, (0.0 if p + r == 0 else 2 * p * r / (p + r))
 
 

@@ -24,7 +24,7 @@ from harness.errors import HarnessError
 from harness.io import stable_hash
 from harness.world.texts import describe
 
-DATA_VERSION = "1"
+DATA_VERSION = "2"
 TASK_SRC = Path(__file__).resolve().parent / "tasks" / "micro"
 POPE_IMAGES = 100              # x 3 splits x 6 questions = 1,800 POPE questions
 POPE_SPLITS = ("random", "popular", "adversarial")
@@ -183,18 +183,21 @@ def _amber(w: _Writer) -> None:
             cls, label = rng.choice(sorted(s.classes)), "yes"
         else:
             cls, label = rng.choice(s.cooccurring_absent() or s.absent_classes()), "no"
-        yield_doc = [("existence", pope_question(cls), label)]
+        questions = [("existence", pope_question(cls), label)]
         # attribute: the true colour or size half the time, a wrong one otherwise
         o = rng.choice(s.objects)
         if rng.random() < 0.5:
             value = o.color if i % 2 == 0 else rng.choice([c for c in COLORS if c != o.color])
         else:
             value = o.size if i % 2 == 0 else next(z for z in SIZES if z != o.size)
-        yield_doc.append(("attribute", f"is the {o.cls} {value} ?", "yes" if i % 2 == 0 else "no"))
+        # phrased like AMBER's "Is there a red car in this image?" (the existence template the policy reads)
+        questions.append(("attribute", f"is there a {value} {o.cls} in the image ?",
+                          "yes" if i % 2 == 0 else "no"))
         a, b = rng.sample(list(s.objects), 2)
         rel = rng.choice(RELATIONS)
-        yield_doc.append(("relation", f"is the {a.cls} {rel} the {b.cls} ?", "yes" if relation_holds(a, b, rel) else "no"))
-        for dim, q, label in yield_doc:
+        questions.append(("relation", f"is the {a.cls} {rel} the {b.cls} ?",
+                          "yes" if relation_holds(a, b, rel) else "no"))
+        for dim, q, label in questions:
             w.add("amber_d", {"id": f"d-{dim}-{i:04d}", "image": img, "image_id": f"amber-{i:04d}",
                               "kind": "discriminative", "dimension": dim, "question": q, "target": label,
                               "label": label})

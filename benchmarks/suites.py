@@ -67,10 +67,14 @@ def pope_metrics() -> tuple[Metric, ...]:
 def amber_metrics() -> tuple[Metric, ...]:
     return (
         Metric("amber_score", "higher", M.amber_score, description="((100 - CHAIR) + discriminative F1) / 2"),
-        Metric("chair", "lower", M.amber_chair, gated=True, rows_filter=_is_generative, description="hallucinated / mentioned objects x 100"),
-        Metric("cover", "higher", M.amber_cover, rows_filter=_is_generative, description="truth objects mentioned / truth objects x 100"),
-        Metric("hal", "lower", M.amber_hal, gated=True, rows_filter=_is_generative, description="% responses with a hallucinated object"),
-        Metric("cog", "lower", M.amber_cog, rows_filter=_is_generative, description="% annotated hallu objects that appear (lower is better)"),
+        Metric("chair", "lower", M.amber_chair, gated=True, rows_filter=_is_generative,
+               description="hallucinated / mentioned objects x 100"),
+        Metric("cover", "higher", M.amber_cover, rows_filter=_is_generative,
+               description="truth objects mentioned / truth objects x 100"),
+        Metric("hal", "lower", M.amber_hal, gated=True, rows_filter=_is_generative,
+               description="% responses with a hallucinated object"),
+        Metric("cog", "lower", M.amber_cog, rows_filter=_is_generative,
+               description="% annotated hallu objects that appear (lower is better)"),
         Metric("d_f1", "higher", M.amber_d_f1, rows_filter=_is_discriminative,
                description="discriminative F1 x 100, positive class = No"),
         Metric("d_accuracy", "higher", M.amber_d_accuracy, test="mcnemar", item_key="correct",

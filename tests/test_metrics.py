@@ -31,7 +31,9 @@ def test_pope_formulas_by_hand():
 
 def test_edge_cases_are_nan_or_zero_not_crashes():
     assert math.isnan(M.accuracy([]))
-    assert math.isnan(M.precision([yn("yes", "no")]))       # nothing predicted yes: precision undefined
+    assert M.precision([yn("yes", "no")]) == 0.0            # nothing predicted yes: 0, as lmms-eval / sklearn
+    assert M.f1([yn("no", "yes")] * 3, "no") == 0.0         # an always-"yes" model has AMBER F1 0
+    assert math.isnan(M.f1([]))
     assert M.f1([yn("yes", "no"), yn("no", "yes")]) == 0.0  # P = 0, R = 0
 
 
@@ -79,7 +81,7 @@ def test_amber_discriminative_uses_no_as_positive():
     # with "yes" as positive the same answers give P = 1/2, R = 1/3, F1 = 0.4: the convention matters
     assert M.f1(rows, "yes") == pytest.approx(0.4)
     assert M.amber_d_dimension_f1("existence")(rows) == pytest.approx(100 * 2 / 3)
-    assert math.isnan(M.amber_d_dimension_f1("relation")(rows))
+    assert math.isnan(M.amber_d_dimension_f1("relation")(rows))    # no relation items at all
 
 
 AMBER_G = [

@@ -80,7 +80,8 @@ class OpenAIJudge(Judge):
     version = PROMPT_VERSION
 
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 timeout: float = 60.0, retries: int | None = None, backoff: float | None = None, cache_dir: str | Path | None = None,
+                 timeout: float = 60.0, retries: int | None = None, backoff: float | None = None,
+                 cache_dir: str | Path | None = None,
                  max_tokens: int = 512, **_ignored):
         self.base_url = (base_url or os.environ.get("HARNESS_JUDGE_URL") or os.environ.get("OPENAI_BASE_URL")
                          or DEFAULT_URL).rstrip("/")

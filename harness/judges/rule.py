@@ -92,7 +92,8 @@ def assess(row: dict) -> tuple[str, bool, bool, str]:
         return info, bool(extra), is_well_formed(pred), f"recall {rec:.2f}, absent mentioned {sorted(extra)}"
     verdict = _short_answer(kind, meta, scene, row["target"], pred)
     info = "very" if verdict == "right" else "not"
-    return info, verdict == "wrong" or bool(extra), is_well_formed(pred), f"{kind}: {verdict}, absent mentioned {sorted(extra)}"
+    why = f"{kind}: {verdict}, absent mentioned {sorted(extra)}"
+    return info, verdict == "wrong" or bool(extra), is_well_formed(pred), why
 
 
 def mmhal_rating(info: str, hallucinated: bool, well_formed: bool) -> int:

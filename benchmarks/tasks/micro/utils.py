@@ -62,7 +62,8 @@ def description_results(doc, results):
     pred = _prediction(results)
     row = {**_base(doc, pred), "kind": doc.get("kind", "generative"), "truth": json.loads(doc["truth"]),
            "hallu": json.loads(doc.get("hallu") or "[]"), "mentioned": mentioned_objects(pred),
-           "well_formed": is_well_formed(pred), "truth_length": len(doc["target"].split()), "image_id": doc.get("image_id")}
+           "well_formed": is_well_formed(pred), "truth_length": len(doc["target"].split()),
+           "image_id": doc.get("image_id")}
     return {"harness_items": row}
 
 
