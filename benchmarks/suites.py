@@ -30,6 +30,13 @@ def _is_discriminative(row: dict) -> bool:
     return row.get("kind") == "discriminative"
 
 
+def _dimension_is(dimension: str):
+    def in_dimension(row: dict) -> bool:
+        return row.get("kind") == "discriminative" and row.get("dimension") == dimension
+    in_dimension.__name__ = f"dimension_{dimension}"
+    return in_dimension
+
+
 def _is_generative(row: dict) -> bool:
     return row.get("kind", "generative") == "generative"
 
@@ -79,9 +86,9 @@ def amber_metrics() -> tuple[Metric, ...]:
                description="discriminative F1 x 100, positive class = No"),
         Metric("d_accuracy", "higher", M.amber_d_accuracy, test="mcnemar", item_key="correct",
                rows_filter=_is_discriminative),
-        Metric("existence_f1", "higher", M.amber_d_dimension_f1("existence"), rows_filter=_is_discriminative),
-        Metric("attribute_f1", "higher", M.amber_d_dimension_f1("attribute"), rows_filter=_is_discriminative),
-        Metric("relation_f1", "higher", M.amber_d_dimension_f1("relation"), rows_filter=_is_discriminative),
+        Metric("existence_f1", "higher", M.amber_d_dimension_f1("existence"), rows_filter=_dimension_is("existence")),
+        Metric("attribute_f1", "higher", M.amber_d_dimension_f1("attribute"), rows_filter=_dimension_is("attribute")),
+        Metric("relation_f1", "higher", M.amber_d_dimension_f1("relation"), rows_filter=_dimension_is("relation")),
         Metric("parse_failure", "lower", M.parse_failure_rate, rows_filter=_is_discriminative),
     )
 
