@@ -117,7 +117,8 @@ def inject(scene: Scene, qa: QA, rng: random.Random, object_share: float = 0.5) 
         return describe_objects(objects), {"type": "attribute", "object": o.cls, "attribute": "size"}
     if qa.kind in ("existence", "spatial"):
         wrong = "no ." if qa.meta["label"] == "yes" else "yes ."
-        kind = "object" if qa.kind == "existence" and qa.meta["label"] == "no" else "attribute"
+        # "yes" to an absent object is an object hallucination; "no" to a present one denies what is there
+        kind = "attribute" if qa.kind == "spatial" else ("object" if qa.meta["label"] == "no" else "denial")
         return wrong, {"type": kind, "object": qa.meta.get("object")}
     if qa.kind == "color":
         return f"{_other(COLORS, qa.answer.split()[0], rng)} .", {"type": "attribute", "attribute": "color"}

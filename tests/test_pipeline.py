@@ -268,3 +268,20 @@ def test_nan_reward_and_empty_responses_stop_with_a_clear_message(synth_env, mon
     monkeypatch.setattr(vlm, "generate", lambda model, processor, images, prompts, **kw: [""] * len(prompts))
     with pytest.raises(HarnessError, match="responses is empty"):
         _synth(synth_env / "empty")
+
+
+def test_parallel_responders_match_serial(synth_env):
+    """Worker processes change nothing: same (model, sample) streams, same answers, same order."""
+    from harness.world.render import render
+    from harness.world.scene import sample_scenes
+    from pipelines.synth.responders import RespondersConfig, respond
+    paths = []
+    for i, s in enumerate(sample_scenes(3, "train", 1)):
+        render(s).save(synth_env / f"{i}.png")
+        paths.append(str(synth_env / f"{i}.png"))
+    qs = ["describe this image .", "is there a cup in the image ?", "describe this image ."]
+    cfg = RespondersConfig(models=["micro-responder-a", "policy"], samples_per_model=1, max_new_tokens=5)
+    serial = respond(cfg, paths, qs, "micro-llava", seed=0)
+    cfg.workers = 2
+    assert respond(cfg, paths, qs, "micro-llava", seed=0) == serial
+    assert [[r["model"] for r in item] for item in serial] == [["micro-responder-a", "policy"]] * 3

@@ -13,7 +13,7 @@ from harness.errors import HarnessError
 # two suites on 8 items each. Exercises every stage; the numbers mean nothing.
 TINY = ["synth.responders.max_new_tokens=12", "synth.responders.batch_size=32", "synth.select.require_well_formed=false",
         "train.max_steps=1", "train.batch_size=4", "train.warmup_ratio=0.0", "eval.limit=8", "eval.batch_size=16",
-        "round_size=1.0"]
+        "round_size=1.0", "synth.responders.workers=1", "synth.response_reward.workers=1"]
 SUITES = "micro-chair,micro-pope"
 
 

@@ -27,6 +27,7 @@ class RespondersConfig:
     max_new_tokens: int = 40          # micro descriptions are <= ~35 tokens; the paper allowed 1000
     batch_size: int = 128
     workers: int = 1                  # parallel generation processes (micro on 2 cores: 2; GPU: 1)
+    device: str = ""                  # "" = the loader's default (CPU); "cuda" on a GPU machine
 
 
 def _job(args) -> list[str]:
@@ -37,7 +38,7 @@ def _job(args) -> list[str]:
 
     from harness.models.vlm import generate, load_vlm
     torch.set_num_threads(1)
-    model, processor = load_vlm(name, adapter=adapter)
+    model, processor = load_vlm(name, adapter=adapter, device=cfg_dict.get("device") or None)
     imgs = []
     for i in order:
         with Image.open(image_paths[i]) as im:
