@@ -15,6 +15,12 @@ from harness.errors import HarnessError
 
 METHODS: dict[str, str] = {
     "rm-dpo": "pipelines.rm_dpo:METHOD",
+    "rm-dpo-blind": "pipelines.rm_dpo_blind:METHOD",
+    "sft": "pipelines.sft:METHOD",
+    "random-pairs": "pipelines.random_pairs:METHOD",
+    "clip-rank": "pipelines.clip_rank:METHOD",
+    "hallucination-injection": "pipelines.hallucination_injection:METHOD",
+    "oracle": "pipelines.oracle:METHOD",
 }
 
 SUITES: dict[str, str] = {

@@ -5,7 +5,8 @@ on-policy round) except the response reward: each response is scored by the CLIP
 and the response text (the same scorer the image reward uses: `micro-clip` in the micro world, an OpenAI CLIP in
 the real one; cosine x logit scale). CLIP reads a response as a caption, so it sees which objects and colours are
 named, not whether a yes/no or count answer is right, and its text encoder reads at most 77 tokens (micro-clip 64):
-longer responses are cut, which is the known weakness of CLIP-ranked preference data on long answers.
+longer responses are cut, which is the known weakness of CLIP-ranked preference data on long answers. Each text is
+encoded alone (no padding) and ends in the end-of-text token CLIP pools at, so a score never depends on the batch.
 
 Run it: `harness run --method clip-rank --size 5k` (micro) or `--world real` (presets/clip-rank/).
 """
@@ -36,29 +37,53 @@ def clip_scores(cfg: ImageRewardConfig):
         from PIL import Image
 
         from pipelines.synth.image_reward import ClipScorer
-        scorer = ClipScorer(cfg)
-        tok, max_tokens = scorer.processor.tokenizer, scorer.model.config.text_config.max_position_embeddings
-        flat_img, flat_txt = [], []
-        for im, rs in zip(images, responses):
+        clip = ClipScorer(cfg)           # loads the CLIPModel + processor; the scoring below is per text
+        pil = []
+        for im in images:
             if isinstance(im, (str, Path)):
                 with Image.open(im) as f:
                     im = f.convert("RGB")
-            flat_img += [im] * len(rs)
-            flat_txt += [_fit(tok, r["text"], max_tokens) for r in rs]
-        flat = scorer.score(flat_img, flat_txt) if flat_txt else []
-        out, k = [], 0
-        for rs in responses:
-            out.append(flat[k:k + len(rs)])
-            k += len(rs)
-        return out
+            pil.append(im)
+        img = _image_features(clip, pil)
+        text = _text_features(clip, [r["text"] for rs in responses for r in rs])
+        logit_scale = float(clip.model.logit_scale.exp())
+        return [[float(img[i] @ text[r["text"]]) * logit_scale for r in rs] for i, rs in enumerate(responses)]
     score.__name__ = f"CLIP score ({cfg.model} {fingerprint(cfg.model)[:12]}, code {code_version(__name__)})"
     return score
 
 
-def _fit(tokenizer, text: str, max_tokens: int) -> str:
-    """Cut a response to what the text encoder reads (max_tokens minus BOS/EOS) instead of failing on it."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return text if len(ids) <= max_tokens - 2 else tokenizer.decode(ids[:max_tokens - 2])
+def _image_features(clip, images):
+    """L2-normalised image embeddings, batched (images need no padding)."""
+    import torch
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), clip.cfg.batch_size):
+            px = clip.processor(images=images[i:i + clip.cfg.batch_size], return_tensors="pt")["pixel_values"]
+            f = clip.model.get_image_features(pixel_values=px)
+            f = getattr(f, "pooler_output", f)
+            out.append(f / f.norm(dim=-1, keepdim=True))
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def _text_features(clip, texts: list[str]) -> dict:
+    """text -> L2-normalised text embedding, one unpadded sequence per distinct text ending in the end-of-text
+    token. CLIP's text tower pools at that token; padding would move the pooled position (left padding) and a
+    sequence without it pools at position 0, i.e. reads only the first word. Too long: cut, keeping the end token."""
+    import torch
+    tok = clip.processor.tokenizer
+    max_len = clip.model.config.text_config.max_position_embeddings
+    feats = {}
+    with torch.inference_mode():
+        for t in dict.fromkeys(texts):
+            ids = tok(t)["input_ids"]
+            if not ids or ids[-1] != tok.eos_token_id:
+                ids = ids + [tok.eos_token_id]
+            if len(ids) > max_len:
+                ids = ids[:max_len - 1] + [ids[-1]]
+            f = clip.model.get_text_features(input_ids=torch.tensor([ids]))
+            f = getattr(f, "pooler_output", f)[0]
+            feats[t] = f / f.norm()
+    return feats
 
 
 def build_pairs(cfg: ClipRankConfig, run, out_dir: Path, stages: Stages) -> dict:

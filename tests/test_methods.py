@@ -238,15 +238,20 @@ def test_random_pairs_are_not_sorted_by_the_reward_model(runs):
 
 
 def test_clip_rank_chosen_has_the_higher_clip_score(runs):
-    from pipelines.synth.image_reward import ClipScorer, ImageRewardConfig
-    rows = runs["methods"]["clip-rank"]["rows"]
-    clip = ClipScorer(ImageRewardConfig(model="micro-clip"))
-    imgs = [r["images"][0] for r in rows]
-    chosen = clip.score(imgs, [r["chosen"][0]["content"][0]["text"] for r in rows])
-    rejected = clip.score(imgs, [r["rejected"][0]["content"][0]["text"] for r in rows])
-    print(chosen, rejected, [(p["chosen_score"], p["rejected_score"]) for p in runs["methods"]["clip-rank"]["pairs"]])
-    assert all(c > r for c, r in zip(chosen, rejected))
-    assert [round(p["chosen_score"], 4) for p in runs["methods"]["clip-rank"]["pairs"]] == [round(c, 4) for c in chosen]
+    """Re-scored one response at a time, in another order: same scores (no batch effect), chosen > rejected."""
+    from pipelines.clip_rank import clip_scores
+    from pipelines.synth.image_reward import ImageRewardConfig
+    score = clip_scores(ImageRewardConfig(model="micro-clip"))
+    pairs = runs["methods"]["clip-rank"]["pairs"]
+    for p, row in reversed(list(zip(pairs, runs["methods"]["clip-rank"]["rows"]))):
+        assert row["chosen"][0]["content"][0]["text"] == p["chosen"]
+        img = row["images"][0]
+        [[c]] = score([img], [p["question"]], [[{"text": p["chosen"]}]])
+        [[r]] = score([img], [p["question"]], [[{"text": p["rejected"]}]])
+        assert c > r and abs(c - p["chosen_score"]) < 1e-4 and abs(r - p["rejected_score"]) < 1e-4
+    # the whole text counts, not its first token (CLIP pools at the end-of-text token)
+    [[a, b]] = score([img], ["q"], [[{"text": "there is a red cup ."}, {"text": "there is a big blue bus ."}]])
+    assert abs(a - b) > 1e-6
 
 
 def test_oracle_chosen_beats_rejected_under_ground_truth_in_both_rounds(runs):
