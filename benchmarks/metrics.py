@@ -1,8 +1,8 @@
 """Benchmark metrics as pure functions of per-item sample rows (no torch, no lmms-eval).
 
-Every function takes the rows of one suite (a list of dicts as written to samples/<ckpt>/<suite>.jsonl) and
-returns one float, so harness.stats can bootstrap them and H3's comparisons can resample them. Definitions follow
-the benchmarks' official ones (FACTS.md §2); where lmms-eval 0.7.3 differs we say so and why:
+Every metric takes the rows of one suite (dicts as written to samples/<ckpt>/<suite>.jsonl) and returns one float,
+so harness.stats can bootstrap it and comparisons can resample it. Definitions follow the benchmarks' official
+ones (FACTS.md §2); where lmms-eval 0.7.3 differs we say so and why:
 
 * POPE: the yes-ratio is the share of *predicted* "yes" (lmms-eval reports the share of ground-truth "yes",
   always ~0.5); answers are parsed leniently ("Yes." is yes) and an unparseable answer is counted as a parse
@@ -14,9 +14,16 @@ the benchmarks' official ones (FACTS.md §2); where lmms-eval 0.7.3 differs we s
 * A judged row whose judgement failed has `score: None` and `judge_failed: True`: it is skipped here and
   counted as a failure by the evaluator, never scored 0.
 
-Rows fields used here: `label` / `parsed` ("yes"|"no"|None) for yes/no items, `kind` to tell AMBER's
-generative rows from its discriminative ones, `mentioned` (object names, in order, with repeats), `truth`,
-`hallu` (AMBER's annotated hallucination targets), `score` (judge rating), `capabilities` (MM-Vet).
+Every one of these metrics is a ratio of sums over items (POPE precision = sum tp / sum (tp + fp), CHAIRi =
+sum hallucinated mentions / sum mentions, ...). So each is a `SumMetric`: a per-row count vector and a function
+of the column sums. Calling it on rows is the definition; `bootstrap_ci` / `paired_bootstrap` below redo
+harness.stats' resampling (same generator, same draws, same percentiles) on the count matrix, ~100x faster than
+re-running Python over the rows 1,000 times (POPE: 21 metrics x 1,800 rows).
+
+Row fields used: `label` / `parsed` ("yes"|"no"|None) for yes/no items, `split`, `kind` (AMBER generative vs
+discriminative), `dimension`, `mentioned` (object names in order, with repeats), `truth`, `hallu` (AMBER's
+annotated hallucination targets), `prediction`, `truth_length`, `well_formed`, `score` (judge rating),
+`judge_failed`, `capabilities` (MM-Vet).
 """
 
 from __future__ import annotations
@@ -24,233 +31,256 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+import numpy as np
+
 Rows = Sequence[dict]
 NAN = float("nan")
 
 
 def _div(a: float, b: float) -> float:
-    return a / b if b else NAN
+    return float(a) / float(b) if b else NAN
+
+
+class SumMetric:
+    """metric(rows) = reduce(sum over rows of features(row)). Column 0 of the features counts the rows the
+    metric covers (0 for rows it ignores); a metric over no covered rows is NaN."""
+
+    def __init__(self, name: str, features: Callable[[dict], Sequence[float]], reduce: Callable[[np.ndarray], float],
+                 width: int):
+        self.__name__ = name
+        self.features, self.reduce, self.width = features, reduce, width
+
+    def matrix(self, rows: Rows) -> np.ndarray:
+        if not rows:
+            return np.zeros((0, self.width))
+        return np.asarray([self.features(r) for r in rows], dtype=float)
+
+    def from_sums(self, sums: np.ndarray) -> float:
+        return NAN if sums[0] == 0 else float(self.reduce(sums))
+
+    def __call__(self, rows: Rows) -> float:
+        return self.from_sums(self.matrix(rows).sum(0)) if rows else NAN
+
+    def __repr__(self) -> str:
+        return f"<metric {self.__name__}>"
+
+
+def masked(metric: SumMetric, keep: Callable[[dict], bool], name: str | None = None) -> SumMetric:
+    """`metric` over the rows `keep` accepts (the others contribute zeros)."""
+    zeros = (0.0,) * metric.width
+    return SumMetric(name or metric.__name__, lambda r: metric.features(r) if keep(r) else zeros,
+                     metric.reduce, metric.width)
 
 
 # ---------------------------------------------------------------- yes/no (POPE, AMBER discriminative)
+# features: (items, tp, fp, fn, correct, unparsed, predicted yes)
+
+def _yes_no_features(positive: str) -> Callable[[dict], tuple]:
+    def features(r: dict) -> tuple:
+        parsed, gold_pos = r.get("parsed"), r["label"] == positive
+        pred_pos = parsed == positive
+        return (1, pred_pos and gold_pos, pred_pos and not gold_pos, gold_pos and not pred_pos,
+                parsed == r["label"], parsed is None, parsed == "yes")
+    return features
+
+
+def _precision(c) -> float:
+    return c[1] / (c[1] + c[2]) if c[1] + c[2] else 0.0     # never predicting the positive class: 0, as
+                                                            # lmms-eval's POPE and sklearn's zero_division
+
+
+def _recall(c) -> float:
+    return c[1] / (c[1] + c[3]) if c[1] + c[3] else 0.0
+
+
+def _f1(c) -> float:
+    p, r = _precision(c), _recall(c)
+    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+_YES_NO_STATS = {"accuracy": lambda c: c[4] / c[0], "precision": _precision, "recall": _recall, "f1": _f1,
+                 "yes_ratio": lambda c: c[6] / c[0], "parse_failure": lambda c: c[5] / c[0]}
+
+
+def yes_no(stat: str, positive: str = "yes") -> SumMetric:
+    """accuracy | precision | recall | f1 | yes_ratio | parse_failure with `positive` as the positive class.
+    An unparsed answer is a predicted negative: never a true positive, a false negative on a positive item."""
+    return SumMetric(f"{stat}_{positive}", _yes_no_features(positive), _YES_NO_STATS[stat], 7)
+
+
+accuracy = yes_no("accuracy")
+precision = yes_no("precision")
+recall = yes_no("recall")
+f1 = yes_no("f1")
+yes_ratio = yes_no("yes_ratio")             # share of *predicted* yes
+parse_failure_rate = yes_no("parse_failure")
+
 
 def confusion(rows: Rows, positive: str = "yes") -> tuple[int, int, int, int]:
-    """(tp, fp, tn, fn) with `positive` as the positive class; an unparsed answer (parsed None) is a
-    predicted negative: it can never be a true positive, and on a positive item it is a false negative."""
-    # One tight loop: the bootstrap calls this ~1,000 times per metric, so it is written for speed.
-    tp = fp = pos = 0
-    for r in rows:
-        gold_pos = r["label"] == positive
-        pos += gold_pos
-        if r.get("parsed") == positive:
-            if gold_pos:
-                tp += 1
-            else:
-                fp += 1
-    fn = pos - tp
-    tn = len(rows) - tp - fp - fn
-    return tp, fp, tn, fn
+    """(tp, fp, tn, fn) with `positive` as the positive class."""
+    c = yes_no("accuracy", positive).matrix(rows).sum(0) if rows else np.zeros(7)
+    tp, fp, fn = int(c[1]), int(c[2]), int(c[3])
+    return tp, fp, int(c[0]) - tp - fp - fn, fn
 
 
-def accuracy(rows: Rows) -> float:
-    """Share of items whose parsed answer equals the label (unparsed = wrong)."""
-    return _div(sum(1 for r in rows if r.get("parsed") == r["label"]), len(rows))
+def per_split_mean(metric: SumMetric, splits: Sequence[str], key: str = "split") -> SumMetric:
+    """Unweighted mean of `metric` over the splits that have rows (LLaVA's 'POPE F1 averaged over the three
+    splits'); features are the metric's features in one block per split."""
+    w, k = metric.width, len(splits)
+    index = {s: i for i, s in enumerate(splits)}
 
+    def features(r: dict) -> tuple:
+        i = index.get(r.get(key))
+        out = [0.0] * (1 + w * k)
+        if i is not None:
+            out[0] = 1.0
+            out[1 + i * w:1 + (i + 1) * w] = metric.features(r)
+        return tuple(out)
 
-def _prf(rows: Rows, positive: str) -> tuple[float, float, float]:
-    """Precision, recall, F1. A model that never predicts the positive class gets precision 0 (as lmms-eval's
-    POPE and scikit-learn's zero_division default), so an always-"yes" model has AMBER F1 0, not undefined."""
-    if not rows:
-        return NAN, NAN, NAN
-    tp, fp, _, fn = confusion(rows, positive)
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    return p, r, (0.0 if p + r == 0 else 2 * p * r / (p + r))
-
-
-def precision(rows: Rows, positive: str = "yes") -> float:
-    return _prf(rows, positive)[0]
-
-
-def recall(rows: Rows, positive: str = "yes") -> float:
-    return _prf(rows, positive)[1]
-
-
-def f1(rows: Rows, positive: str = "yes") -> float:
-    return _prf(rows, positive)[2]
-
-
-def yes_ratio(rows: Rows) -> float:
-    """Share of items the model answered "yes" (from the predictions, not the labels)."""
-    return _div(sum(1 for r in rows if r.get("parsed") == "yes"), len(rows))
-
-
-def parse_failure_rate(rows: Rows) -> float:
-    return _div(sum(1 for r in rows if r.get("parsed") is None), len(rows))
-
-
-def per_split_mean(fn: Callable[[Rows], float], splits: Sequence[str], key: str = "split") -> Callable[[Rows], float]:
-    """Unweighted mean of `fn` over splits (LLaVA's 'POPE F1 averaged over the three splits')."""
-    def mean_over_splits(rows: Rows) -> float:
-        groups: dict = {s: [] for s in splits}
-        for r in rows:                       # one pass, not one filter per split
-            g = groups.get(r.get(key))
-            if g is not None:
-                g.append(r)
-        vals = [fn(groups[s]) for s in splits if groups[s]]
+    def reduce(c) -> float:
+        vals = [metric.from_sums(c[1 + i * w:1 + (i + 1) * w]) for i in range(k)]
         vals = [v for v in vals if not math.isnan(v)]
         return sum(vals) / len(vals) if vals else NAN
-    mean_over_splits.__name__ = f"{getattr(fn, '__name__', 'metric')}_split_mean"
-    return mean_over_splits
-
-
-def positive(fn: Callable[..., float], pos: str) -> Callable[[Rows], float]:
-    """`fn` with another positive class (AMBER: "no")."""
-    def with_positive(rows: Rows) -> float:
-        return fn(rows, pos)
-    with_positive.__name__ = f"{fn.__name__}_{pos}"
-    return with_positive
+    return SumMetric(f"{metric.__name__}_split_mean", features, reduce, 1 + w * k)
 
 
 # ---------------------------------------------------------------- object mentions (CHAIR, AMBER generative)
+# features: (captions, captions with a hallucination, hallucinated mentions, mentions, truth objects mentioned,
+#            truth objects, annotated hallu objects mentioned, annotated hallu objects, words, truth words,
+#            well-formed)
 
-def _hallucinated(r: dict) -> set[str]:
-    truth = set(r["truth"])
-    return {o for o in r["mentioned"] if o not in truth}
-
-
-def _mention_counts(rows: Rows) -> tuple[int, int]:
-    """(hallucinated mentions, all mentions), pooled over captions, repeats included: CHAIR's and AMBER's
-    scripts count every object word they find, not distinct objects."""
-    hall = total = 0
-    for r in rows:
-        truth = set(r["truth"])
-        total += len(r["mentioned"])
-        hall += sum(1 for o in r["mentioned"] if o not in truth)
-    return hall, total
+def _mention_features(r: dict) -> tuple:
+    truth, mentioned = set(r["truth"]), r["mentioned"]
+    hall = sum(1 for o in mentioned if o not in truth)     # mentions counted with repeats, as CHAIR's and
+    said = set(mentioned)                                  # AMBER's scripts count every object word
+    hallu = set(r.get("hallu") or ())
+    return (1, hall > 0, hall, len(mentioned), len(truth & said), len(truth), len(hallu & said), len(hallu),
+            len((r.get("prediction") or "").split()), r.get("truth_length") or 0, bool(r.get("well_formed")))
 
 
-def chair_s(rows: Rows) -> float:
-    """CHAIRs: share of captions that mention at least one object not in the image."""
-    return _div(sum(1 for r in rows if _hallucinated(r)), len(rows))
+def _mentions(name: str, reduce) -> SumMetric:
+    return SumMetric(name, _mention_features, reduce, 11)
 
 
-def chair_i(rows: Rows) -> float:
-    """CHAIRi: hallucinated object mentions / all object mentions, pooled over captions."""
-    hall, total = _mention_counts(rows)
-    return _div(hall, total)
+chair_s = _mentions("chair_s", lambda c: c[1] / c[0])                  # captions with >= 1 hallucinated object
+chair_i = _mentions("chair_i", lambda c: _div(c[2], c[3]))             # hallucinated mentions / mentions
+object_recall = _mentions("object_recall", lambda c: _div(c[4], c[5]))  # truth objects mentioned / truth objects
+mean_length = _mentions("mean_length", lambda c: c[8] / c[0])          # words per caption
+# words / ground-truth description words: 1.0 = as long as the truth; far below 1, CHAIR is low only because
+# little is said
+length_ratio = _mentions("length_ratio", lambda c: _div(c[8], c[9]))
+well_formed_rate = _mentions("well_formed", lambda c: c[10] / c[0])
 
 
-def object_recall(rows: Rows) -> float:
-    """Ground-truth objects mentioned / ground-truth objects, pooled over captions (CHAIR's recall and
-    AMBER's Cover are the same ratio)."""
-    truth = sum(len(set(r["truth"])) for r in rows)
-    return _div(sum(len(set(r["truth"]) & set(r["mentioned"])) for r in rows), truth)
+def _is_generative(r: dict) -> bool:
+    return r.get("kind", "generative") == "generative"
 
 
-def mean_length(rows: Rows) -> float:
-    """Mean caption length in words (short captions trivially lower CHAIR, so it is always reported)."""
-    return _div(sum(len((r.get("prediction") or "").split()) for r in rows), len(rows))
+def _is_discriminative(r: dict) -> bool:
+    return r.get("kind") == "discriminative"
 
 
-def length_ratio(rows: Rows) -> float:
-    """Mean caption length / mean length of the ground-truth descriptions (`truth_length`): 1.0 = as long as
-    the truth; far below 1 means CHAIR is low only because little is said."""
-    return _div(sum(len((r.get("prediction") or "").split()) for r in rows),
-                sum(r.get("truth_length") or 0 for r in rows))
+amber_chair = masked(_mentions("amber_chair", lambda c: 100 * _div(c[2], c[3])), _is_generative)
+amber_cover = masked(_mentions("amber_cover", lambda c: 100 * _div(c[4], c[5])), _is_generative)
+amber_hal = masked(_mentions("amber_hal", lambda c: 100 * c[1] / c[0]), _is_generative)
+amber_cog = masked(_mentions("amber_cog", lambda c: 100 * _div(c[6], c[7])), _is_generative)   # lower is better
+amber_d_f1 = masked(SumMetric("amber_d_f1", _yes_no_features("no"), lambda c: 100 * _f1(c), 7), _is_discriminative)
+amber_d_accuracy = masked(SumMetric("amber_d_accuracy", _yes_no_features("no"), lambda c: 100 * c[4] / c[0], 7),
+                          _is_discriminative)
+discriminative_parse_failure_rate = masked(yes_no("parse_failure", "no"), _is_discriminative)
 
 
-def well_formed_rate(rows: Rows) -> float:
-    return _div(sum(1 for r in rows if r.get("well_formed")), len(rows))
+def amber_d_dimension_f1(dimension: str) -> SumMetric:
+    return masked(amber_d_f1, lambda r: _is_discriminative(r) and r.get("dimension") == dimension,
+                  f"amber_{dimension}_f1")
 
 
-def _generative(rows: Rows) -> list[dict]:
-    return [r for r in rows if r.get("kind", "generative") == "generative"]
+def _amber_score_features(r: dict) -> tuple:
+    gen = _mention_features(r) if _is_generative(r) else (0,) * 11
+    disc = _yes_no_features("no")(r) if _is_discriminative(r) else (0,) * 7
+    return (1,) + tuple(gen) + tuple(disc)
 
 
-def _discriminative(rows: Rows) -> list[dict]:
-    return [r for r in rows if r.get("kind") == "discriminative"]
+def _amber_score(c) -> float:
+    gen, disc = c[1:12], c[12:19]
+    if gen[0] == 0 or disc[0] == 0:
+        return NAN
+    return ((100 - 100 * _div(gen[2], gen[3])) + 100 * _f1(disc)) / 2
 
 
-def amber_chair(rows: Rows) -> float:
-    """AMBER CHAIR x 100: object mentions not in `truth` / object mentions, pooled (as AMBER's script)."""
-    return 100 * chair_i(_generative(rows))
-
-
-def amber_cover(rows: Rows) -> float:
-    """AMBER Cover x 100: truth objects mentioned / truth objects, pooled over responses."""
-    return 100 * object_recall(_generative(rows))
-
-
-def amber_hal(rows: Rows) -> float:
-    """AMBER Hal x 100: share of responses with at least one hallucinated object."""
-    return 100 * chair_s(_generative(rows))
-
-
-def amber_cog(rows: Rows) -> float:
-    """AMBER Cog x 100 (lower is better): annotated `hallu` objects that appear / annotated `hallu` objects,
-    pooled over responses."""
-    g = _generative(rows)
-    return 100 * _div(sum(len(set(r.get("hallu") or ()) & set(r["mentioned"])) for r in g),
-                      sum(len(set(r.get("hallu") or ())) for r in g))
-
-
-def amber_d_f1(rows: Rows) -> float:
-    """AMBER discriminative F1 x 100 with "no" as the positive class."""
-    return 100 * f1(_discriminative(rows), "no")
-
-
-def amber_d_accuracy(rows: Rows) -> float:
-    return 100 * accuracy(_discriminative(rows))
-
-
-def amber_d_dimension_f1(dimension: str) -> Callable[[Rows], float]:
-    def dim_f1(rows: Rows) -> float:
-        return 100 * f1([r for r in _discriminative(rows) if r.get("dimension") == dimension], "no")
-    dim_f1.__name__ = f"amber_{dimension}_f1"
-    return dim_f1
-
-
-def amber_score(rows: Rows) -> float:
-    """AMBER score = ((100 - CHAIR) + F1) / 2, both in percent (LLaVA-1.5: (100 - 7.8 + 74.7) / 2 = 83.45)."""
-    return ((100 - amber_chair(rows)) + amber_d_f1(rows)) / 2
-
-
-def discriminative_parse_failure_rate(rows: Rows) -> float:
-    return parse_failure_rate(_discriminative(rows))
+# AMBER score = ((100 - CHAIR) + F1) / 2, both in percent (LLaVA-1.5: (100 - 7.8 + 74.7) / 2 = 83.45)
+amber_score = SumMetric("amber_score", _amber_score_features, _amber_score, 19)
 
 
 # ---------------------------------------------------------------- judged (MMHal, MM-Vet)
+# features: (judged items, sum of scores, ratings below 3, failed judgements)
 
-def _judged(rows: Rows) -> list[dict]:
-    return [r for r in rows if r.get("score") is not None and not r.get("judge_failed")]
+def _judged_features(r: dict) -> tuple:
+    s = r.get("score")
+    ok = s is not None and not r.get("judge_failed")
+    return (1, s, s < 3, 0) if ok else (0, 0.0, 0, 1)
+
+
+mmhal_score = SumMetric("mmhal_score", _judged_features, lambda c: c[1] / c[0], 4)                # mean 0-6 rating
+mmhal_hallucination_rate = SumMetric("mmhal_hallucination_rate", _judged_features,               # ratings < 3:
+                                     lambda c: c[2] / c[0], 4)                                  # 'with hallucination'
+mmvet_score = SumMetric("mmvet_score", _judged_features, lambda c: 100 * c[1] / c[0], 4)         # correctness x 100
 
 
 def judge_failure_rate(rows: Rows) -> float:
     return _div(sum(1 for r in rows if r.get("score") is None or r.get("judge_failed")), len(rows))
 
 
-def mmhal_score(rows: Rows) -> float:
-    """MMHal score: mean 0-6 rating over judged items."""
-    j = _judged(rows)
-    return _div(sum(r["score"] for r in j), len(j))
-
-
-def mmhal_hallucination_rate(rows: Rows) -> float:
-    """MMHal hallucination rate: share of judged items rated below 3 (ratings 0-2 say 'with hallucination')."""
-    j = _judged(rows)
-    return _div(sum(1 for r in j if r["score"] < 3), len(j))
-
-
-def mmvet_score(rows: Rows) -> float:
-    """MM-Vet total: mean 0-1 correctness x 100 over judged items."""
-    j = _judged(rows)
-    return 100 * _div(sum(r["score"] for r in j), len(j))
-
-
-def mmvet_capability(capability: str) -> Callable[[Rows], float]:
+def mmvet_capability(capability: str) -> SumMetric:
     """MM-Vet per-capability score: mean correctness x 100 over judged items that need `capability`."""
-    def cap_score(rows: Rows) -> float:
-        return mmvet_score([r for r in rows if capability in r.get("capabilities", ())])
-    cap_score.__name__ = f"mmvet_{capability}"
-    return cap_score
+    return masked(mmvet_score, lambda r: capability in r.get("capabilities", ()), f"mmvet_{capability}")
+
+
+# ---------------------------------------------------------------- resampling on the count matrix
+
+def _draws(n: int, n_boot: int, seed: int):
+    """The index draws of harness.stats (default_rng(seed), integers(0, n, n) per resample) as count vectors."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield np.bincount(rng.integers(0, n, n), minlength=n)
+
+
+def bootstrap_ci(rows: Rows, fn, n_boot: int | None = None, seed: int = 0, alpha: float = 0.05) -> list[float]:
+    """harness.stats.bootstrap_ci with the same draws, evaluated on the count matrix when `fn` is a SumMetric."""
+    from harness import stats
+
+    n_boot = n_boot or stats.N_BOOT
+    if not isinstance(fn, SumMetric):
+        return stats.bootstrap_ci(rows, fn, n_boot=n_boot, seed=seed, alpha=alpha)
+    rows = list(rows)
+    if not rows:
+        return [NAN, NAN]
+    m = fn.matrix(rows)
+    vals = [v for v in (fn.from_sums(w @ m) for w in _draws(len(rows), n_boot, seed)) if not math.isnan(v)]
+    if not vals:
+        return [NAN, NAN]
+    lo, hi = np.percentile(vals, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return [float(lo), float(hi)]
+
+
+def paired_bootstrap(base: Rows, aligned: Rows, fn, n_boot: int | None = None, seed: int = 0,
+                     alpha: float = 0.05) -> tuple[float, list[float], float]:
+    """harness.stats.paired_bootstrap (delta = fn(aligned) - fn(base) on the same resampled items, two-sided
+    bootstrap p) with the same draws, evaluated on the count matrices when `fn` is a SumMetric."""
+    from harness import stats
+
+    n_boot = n_boot or stats.N_BOOT
+    if not isinstance(fn, SumMetric):
+        return stats.paired_bootstrap(base, aligned, fn, n_boot=n_boot, seed=seed, alpha=alpha)
+    b, a = stats.pair_rows(base, aligned)
+    if not b:
+        return NAN, [NAN, NAN], NAN
+    mb, ma = fn.matrix(b), fn.matrix(a)
+    delta = fn.from_sums(ma.sum(0)) - fn.from_sums(mb.sum(0))
+    deltas = np.asarray([d for d in (fn.from_sums(w @ ma) - fn.from_sums(w @ mb)
+                                     for w in _draws(len(b), n_boot, seed)) if not math.isnan(d)])
+    if not len(deltas):
+        return float(delta), [NAN, NAN], NAN
+    lo, hi = np.percentile(deltas, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    p = 2 * min((deltas <= 0).mean(), (deltas >= 0).mean())
+    return float(delta), [float(lo), float(hi)], float(min(1.0, max(p, 1.0 / len(deltas))))

@@ -50,7 +50,7 @@ def load_samples(out_dir: str | Path, checkpoint: str, suite: str) -> list[dict]
 
 def metric_values(suite: Suite, rows: list[dict], seed: int = 0) -> dict[str, MetricValue]:
     """Each metric with its 95 % bootstrap interval over items (harness.stats.bootstrap_ci) and n."""
-    from harness.stats import bootstrap_ci
+    from benchmarks.metrics import bootstrap_ci     # harness.stats' resampling, on count matrices when it can
 
     out = {}
     for m in suite.metrics:

@@ -32,7 +32,7 @@ def test_pope_formulas_by_hand():
 def test_edge_cases_are_nan_or_zero_not_crashes():
     assert math.isnan(M.accuracy([]))
     assert M.precision([yn("yes", "no")]) == 0.0            # nothing predicted yes: 0, as lmms-eval / sklearn
-    assert M.f1([yn("no", "yes")] * 3, "no") == 0.0         # an always-"yes" model has AMBER F1 0
+    assert M.yes_no("f1", "no")([yn("no", "yes")] * 3) == 0.0   # an always-"yes" model has AMBER F1 0
     assert math.isnan(M.f1([]))
     assert M.f1([yn("yes", "no"), yn("no", "yes")]) == 0.0  # P = 0, R = 0
 
@@ -79,7 +79,7 @@ def test_amber_discriminative_uses_no_as_positive():
     assert M.confusion(rows, "no") == (2, 1, 2, 1)
     assert M.amber_d_f1(rows) == pytest.approx(100 * 2 / 3)
     # with "yes" as positive the same answers give P = 1/2, R = 1/3, F1 = 0.4: the convention matters
-    assert M.f1(rows, "yes") == pytest.approx(0.4)
+    assert M.yes_no("f1", "yes")(rows) == pytest.approx(0.4)
     assert M.amber_d_dimension_f1("existence")(rows) == pytest.approx(100 * 2 / 3)
     assert math.isnan(M.amber_d_dimension_f1("relation")(rows))    # no relation items at all
 
@@ -161,3 +161,31 @@ def test_metric_values_give_ci_and_n():
     lo, hi = mv["accuracy"].ci
     assert lo < 0.5 < hi and hi - lo < 0.3
     assert mv["yes_ratio"].direction == "target:0.5"
+
+
+def test_fast_resampling_equals_harness_stats():
+    """The count-matrix bootstrap draws the same items as harness.stats and gives the same intervals."""
+    import random
+
+    from benchmarks.suites import MICRO_AMBER, MICRO_CHAIR, MICRO_POPE
+    from harness import stats
+
+    rng = random.Random(0)
+    pope = [yn(rng.choice("yes no".split()), rng.choice(["yes", "no", None]), split=s, id=f"{s}{i}")
+            for s in ("random", "popular", "adversarial") for i in range(40)]
+    objs = ["cup", "fork", "dog", "car"]
+    gen = [{"kind": "generative", "id": f"g{i}", "truth": rng.sample(objs, 2), "hallu": rng.sample(objs, 1),
+            "mentioned": [rng.choice(objs) for _ in range(rng.randint(0, 3))], "prediction": "a b c",
+            "truth_length": 4, "well_formed": rng.random() < 0.5} for i in range(60)]
+    disc = [{**yn(rng.choice(["yes", "no"]), rng.choice(["yes", "no", None])), "kind": "discriminative",
+             "dimension": "existence", "id": f"d{i}"} for i in range(60)]
+    for suite, rows in ((MICRO_POPE, pope), (MICRO_AMBER, gen + disc), (MICRO_CHAIR, gen)):
+        for m in suite.metrics:
+            sel = m.select(rows)
+            assert M.bootstrap_ci(sel, m.fn, n_boot=200) == pytest.approx(
+                stats.bootstrap_ci(sel, m.fn, n_boot=200), nan_ok=True), m.name
+    other = [{**r, "parsed": "yes"} for r in pope]
+    for m in MICRO_POPE.metrics[:3]:
+        fast = M.paired_bootstrap(pope, other, m.fn, n_boot=200)
+        slow = stats.paired_bootstrap(pope, other, m.fn, n_boot=200)
+        assert fast[0] == pytest.approx(slow[0]) and fast[1] == pytest.approx(slow[1]) and fast[2] == pytest.approx(slow[2])
