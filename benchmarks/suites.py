@@ -93,12 +93,19 @@ def amber_metrics() -> tuple[Metric, ...]:
     )
 
 
+def _qtype_is(qtype: str):
+    def of_type(row: dict) -> bool:
+        return row.get("qtype") == qtype
+    of_type.__name__ = f"qtype_{qtype}"
+    return of_type
+
+
 def mmhal_metrics() -> tuple[Metric, ...]:
     return (
         Metric("score", "higher", M.mmhal_score, description="mean 0-6 rating"),
         Metric("hallucination_rate", "lower", M.mmhal_hallucination_rate, gated=True,
                description="share of ratings < 3"),
-    )
+    ) + tuple(Metric(f"{t}/score", "higher", M.mmhal_score, rows_filter=_qtype_is(t)) for t in MMHAL_TYPES)
 
 
 def mmvet_metrics(caps) -> tuple[Metric, ...]:
