@@ -59,9 +59,15 @@ def build_micro_tasks(root: str | Path | None = None, force: bool = False) -> Pa
                 shutil.copy2(p, tmp / p.name)
         _write_datasets(tmp)
         (tmp / "COMPLETE").write_text(DATA_VERSION + "\n")
+        if (folder / "COMPLETE").is_file() and not force:
+            return folder                # another process finished the same (deterministic) build first
         if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)          # atomic: a half-built folder is never visible under its final name
+            shutil.rmtree(folder)        # an incomplete leftover
+        try:
+            os.replace(tmp, folder)      # atomic: a half-built folder is never visible under its final name
+        except OSError:
+            if not (folder / "COMPLETE").is_file():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
