@@ -77,10 +77,17 @@ def _model_fingerprint(model: str, adapter: str | None) -> dict:
 
     fp = {"model": str(model)}
     path = resolve_checkpoint(str(model))
-    fp["weights"] = {p.name: file_sha256(p) for p in sorted(path.glob("*.safetensors"))}
+    fp["weights"] = {p.name: _file_identity(p) for p in sorted(path.glob("*.safetensors"))}
     if adapter:
-        fp["adapter"] = {p.name: file_sha256(p) for p in sorted(Path(adapter).glob("*.safetensors"))}
+        fp["adapter"] = {p.name: _file_identity(p) for p in sorted(Path(adapter).glob("*.safetensors"))}
     return fp
+
+
+def _file_identity(p: Path) -> str:
+    """sha256 for files up to 256 MiB (the micro zoo, LoRA adapters); size + mtime for real 7B shards, whose
+    hashing would take minutes on every resume check."""
+    st = p.stat()
+    return file_sha256(p) if st.st_size <= 256 << 20 else f"size={st.st_size},mtime_ns={st.st_mtime_ns}"
 
 
 def _include_paths(suites: list[Suite]) -> list[str]:
