@@ -110,6 +110,22 @@ def test_ground_truth_score_and_injection():
     assert ("describe", "object") in kinds and ("describe", "attribute") in kinds
 
 
+def test_every_synthesized_question_has_a_ground_truth_answer_and_an_injection():
+    """The questions the synthesis asks (pipelines.synth.questions) are all known to pipelines.ground_truth."""
+    from harness.world.scene import sample_scenes
+    from pipelines.ground_truth import gt_score, inject, qa_for
+    from pipelines.synth.questions import QuestionsConfig, make_question
+    kinds = set()
+    for i, scene in enumerate(sample_scenes(300, "train", 1)):
+        q = make_question(QuestionsConfig(describe_share=0.3), {"id": i, "scene": scene.to_dict()}, 0)
+        qa = qa_for(scene, q["question"])
+        assert qa.kind == q["kind"]
+        rejected, _ = inject(scene, qa, random.Random(i))
+        assert gt_score(scene, qa, rejected) < gt_score(scene, qa, qa.answer) and gt_score(scene, qa, qa.answer) >= 1
+        kinds.add(qa.kind)
+    assert {"describe", "existence", "count", "spatial"} <= kinds
+
+
 # ---------------------------------------------------------------- every method, end to end (synth + 1 step)
 
 def _synth_dir(run_dir: Path, method: str) -> Path:
