@@ -5,9 +5,10 @@ Same prompts, images (CLIP keep-best) and questions as rm-dpo; no responders and
 image the chosen answer is the world's ground-truth answer to its question (for "describe this image ." the full
 description), and the rejected answer is that answer made wrong in one place (pipelines.ground_truth.inject):
 with probability `object_share` a co-occurring object that is absent is added to a description (what a
-prior-driven model hallucinates; an existence question about an absent object answered "yes"), else one
-attribute is made wrong (colour or size of an object, count, position, digit, a flipped yes/no). Pairs therefore
-differ in exactly the hallucinated span, and the SFT term trains on ground-truth answers. Training is rm-dpo's
+prior-driven model hallucinates), else one attribute of a true object is made wrong (colour or size); short answers
+get the wrong value (colour, size, count, position, digit, spatial yes/no; "yes" to an absent object, "no" to a
+present one). Pairs differ in exactly the hallucinated span, and the SFT term trains on ground-truth answers.
+Adding an object makes the rejected description longer (the card's length table shows it), as in POVID. Training is rm-dpo's
 (DPO + SFT, LoRA); the second round, when `rounds: 2`, is another round of injected pairs on new images (there are
 no responses to sample, so it is not on-policy) — kept so the training budget matches rm-dpo's.
 
