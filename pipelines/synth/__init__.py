@@ -7,12 +7,12 @@ config slice, the upstream stage's key, the models' content fingerprints and the
 run resumes at the first unfinished step. Candidate images are generated and scored inside one stage and only
 the kept image is written (25k candidate PNGs for a 5k run would be ~200 MB for nothing).
 
-A baseline swaps one piece: e.g. `random-pairs` passes its own `select_fn(items) -> (pairs, selection_stats)`
-(items: {"id", "question", "kind", "category", "image_reward", "responses", "scores"}; a pair adds "chosen",
+A baseline swaps one piece: e.g. `random-pairs` passes its own `select_fn(items, n_pairs) -> (pairs, selection_stats)`
+(items: {"id", "question", "kind", "category", "image_reward", "responses", "scores", "scene"}; a pair adds "chosen",
 "rejected", "chosen_score", "rejected_score", "chosen_model", "rejected_model"; see select.select_pairs),
 `clip-rank` its own `score_fn(image_paths, questions, responses) -> scores per item`, `sft` uses the
-dataset's chosen column only, an `oracle` scores with the scene ground truth (items carry their ids; the kept
-scenes are in the images stage's kept.jsonl). Give a custom function a stable `__name__`: it is part of the
+dataset's chosen column only, an `oracle` scores with the scene ground truth (micro items carry the drawn
+scene). Give a custom function a stable `__name__`: it is part of the
 cache key.
 """
 
