@@ -4,7 +4,8 @@ Everything is rm-dpo's (prompts, images and their CLIP reward, questions, respon
 chosen must be well-formed, ties and identical texts dropped —, DPO + SFT loss, LoRA, the on-policy round), except
 that the response reward model is replaced by a seeded uniform random score: chosen = max and rejected = min of
 random numbers is a random pair of distinct responses in random order. What rm-dpo gains over this row is what its
-reward model adds; what this row gains over the base is the effect of DPO on the data alone.
+reward model adds; what this row gains over the base is the effect of DPO on the data alone (plus the
+well-formed-chosen rule; `synth.select.require_well_formed=false` drops that too, for a fully random order).
 
 Run it: `harness run --method random-pairs --size 5k` (micro) or `--world real` (presets/random-pairs/).
 """
