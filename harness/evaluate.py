@@ -104,11 +104,12 @@ def _include_paths(suites: list[Suite]) -> list[str]:
 def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_dir: str | Path,
                         checkpoint: str = "base", judge: str | object | None = "rule", batch_size: int = 64,
                         limit: int | None = None, judge_kwargs: dict | None = None, progress: bool = True,
-                        loaded=None) -> dict[str, SuiteResult]:
+                        loaded=None, device: str | None = None) -> dict[str, SuiteResult]:
     """Evaluate `model` (+ PEFT `adapter`) on `suites` -> {suite: SuiteResult}; writes the samples files.
 
     `judge` is a registry name ("rule", "openai") or a Judge instance, used by judged suites (MMHal, MM-Vet).
     `loaded` = (model, processor) skips loading (the checkpoint must still be the one named, for the cache key).
+    `device`: default "cuda" when a GPU is visible, else the CPU.
     """
     import torch
 
@@ -143,7 +144,8 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
     with _Progress(progress) as bar:
         if loaded is None:
             from harness.models.vlm import load_vlm
-            loaded = load_vlm(str(model), adapter=adapter)
+            device = device or ("cuda" if torch.cuda.is_available() else None)
+            loaded = load_vlm(str(model), adapter=adapter, device=device)
         lm = lmms_adapter.HarnessVLM(model=loaded[0], processor=loaded[1], batch_size=batch_size,
                                      progress=bar.update_task)
         tasks = [t for s in todo for t in s.tasks]
