@@ -131,7 +131,10 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
             m = json.loads(meta.read_text())
             if m.get("key") == keys[s.name]:     # finished earlier with the same inputs: resume
                 rows = read_jsonl(samples_path(out_dir, checkpoint, s.name))
-                results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), m.get("judge_failures", 0))
+                failures = m.get("judge_failures", 0)
+                if failures and judge_obj is not None:
+                    failures = _rejudge_failed(s, rows, judge_obj, out_dir, checkpoint, keys[s.name])
+                results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), failures)
                 continue
         todo.append(s)
     if not todo:
@@ -140,11 +143,13 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
     from harness import lmms_adapter
     from benchmarks.rows import rows_from_samples
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 1)))
+    device = device or ("cuda" if torch.cuda.is_available() else None)
+    if device in (None, "cpu"):
+        torch.set_num_threads(1)      # FACTS.md §5: 1 thread per process is steadier on the shared 2-core VM
+    todo.sort(key=lambda s: s.judged)  # unjudged suites are saved before a judge can fail
     with _Progress(progress) as bar:
         if loaded is None:
             from harness.models.vlm import load_vlm
-            device = device or ("cuda" if torch.cuda.is_available() else None)
             loaded = load_vlm(str(model), adapter=adapter, device=device)
         lm = lmms_adapter.HarnessVLM(model=loaded[0], processor=loaded[1], batch_size=batch_size,
                                      progress=bar.update_task)
@@ -154,14 +159,36 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
             rows = [r for t in s.tasks for r in rows_from_samples(t, samples[t])]
             judge_failures = 0
             if s.judged:
-                jtask = "mmhal" if "mmhal" in s.name else "mmvet"
-                judge_failures = judge_obj.judge_rows(jtask, rows, progress=bar.judge_callback(s.name, len(rows)))
-            write_jsonl(samples_path(out_dir, checkpoint, s.name), rows)
-            write_json(samples_path(out_dir, checkpoint, s.name).with_suffix(".meta.json"),
-                       {"key": keys[s.name], "judge_failures": judge_failures, "n": len(rows),
-                        "judge": judge_obj.describe() if (s.judged and judge_obj) else None})
+                judge_failures = judge_obj.judge_rows(_judge_task(s), rows,
+                                                      progress=bar.judge_callback(s.name, len(rows)))
+            _save(s, rows, out_dir, checkpoint, keys[s.name], judge_failures, judge_obj)
             results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), judge_failures)
     return {s.name: results[s.name] for s in suites}
+
+
+def _judge_task(suite: Suite) -> str:
+    """Which rubric a judged suite uses: MMHal's 0-6 rating or MM-Vet's 0-1 correctness."""
+    return "mmhal" if "mmhal" in suite.name else "mmvet"
+
+
+def _save(suite: Suite, rows: list[dict], out_dir: Path, checkpoint: str, key: str, judge_failures: int,
+          judge_obj) -> None:
+    path = samples_path(out_dir, checkpoint, suite.name)
+    write_jsonl(path, rows)
+    write_json(path.with_suffix(".meta.json"),
+               {"key": key, "judge_failures": judge_failures, "n": len(rows),
+                "judge": judge_obj.describe() if (suite.judged and judge_obj) else None})
+
+
+def _rejudge_failed(suite: Suite, rows: list[dict], judge_obj, out_dir: Path, checkpoint: str, key: str) -> int:
+    """A re-run retries only the judgements that failed last time (answers are not regenerated)."""
+    failed = [r for r in rows if r.get("judge_failed") or r.get("score") is None]
+    try:
+        still = judge_obj.judge_rows(_judge_task(suite), failed) if failed else 0
+    except HarnessError:          # still failing everywhere: keep them counted as failures, never as 0
+        still = len(failed)
+    _save(suite, rows, out_dir, checkpoint, key, still, judge_obj)
+    return still
 
 
 def _rel(out_dir: Path, checkpoint: str, suite: str) -> str:

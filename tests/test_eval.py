@@ -218,3 +218,33 @@ def test_rule_judge_gives_ground_truth_answers_full_marks(micro_tasks):
         wrong = [{**r, "prediction": "there is a big red dog ."} for r in rows]
         RuleJudge().judge_rows(task, wrong)
         assert sum(r["score"] for r in wrong) / len(wrong) < best / 2
+
+
+def test_failed_judgements_are_counted_then_retried_on_resume(tiny, tmp_path):
+    """A judge failing on some items: counted in failures, scores None, metrics over the rest; a re-run
+    re-asks only those items."""
+    from harness.evaluate import evaluate_checkpoint, load_samples
+    from harness.judges import Judge, Judgement
+
+    class Flaky(Judge):
+        name, model, version = "flaky", "test", "1"
+
+        def __init__(self, fail_ids):
+            self.fail_ids, self.asked = set(fail_ids), []
+
+        def judge(self, task, row):
+            self.asked.append(row["id"])
+            return Judgement(None, error="HTTP 500") if row["id"] in self.fail_ids else Judgement(4.0)
+
+    first = Flaky({"mmhal-0001", "mmhal-0003"})
+    res = evaluate_checkpoint(str(tiny), suites=["micro-mmhal"], out_dir=tmp_path, limit=6, judge=first,
+                              progress=False)["micro-mmhal"]
+    assert res.failures["judge"] == 2
+    assert res.metrics["score"].n == 4 and res.metrics["score"].value == 4.0      # not (4 * 4 + 0 + 0) / 6
+    rows = load_samples(tmp_path, "base", "micro-mmhal")
+    assert sum(r["judge_failed"] for r in rows) == 2 and all(r["score"] is None for r in rows if r["judge_failed"])
+    second = Flaky(set())
+    res2 = evaluate_checkpoint(str(tiny), suites=["micro-mmhal"], out_dir=tmp_path, limit=6, judge=second,
+                               progress=False)["micro-mmhal"]
+    assert sorted(second.asked) == ["mmhal-0001", "mmhal-0003"] and res2.failures["judge"] == 0
+    assert res2.metrics["score"].n == 6
