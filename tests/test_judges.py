@@ -52,7 +52,12 @@ def test_rule_judge_descriptions():
     assert extra.score == 2                                  # very informative, with hallucination
     half = RuleJudge().judge("mmhal", row("d", target, "there is a small red cup on the top left .", "describe"))
     assert half.score == 4
-    # MM-Vet: F1 of mentioned vs true objects: {cup, plate} vs {cup, fork}: P = R = 1/2
+    # the right classes with a wrong colour, or the same object twice, are false claims too
+    recolored = "there is a small blue cup on the top left and a big blue fork on the bottom right ."
+    assert RuleJudge().judge("mmhal", row("d", target, recolored, "describe")).score == 1   # half right + false
+    twice = "there is a small red cup on the top left and a small red cup on the top right ."
+    assert RuleJudge().judge("mmhal", row("d", target, twice, "describe")).score == 1
+    # MM-Vet: F1 of true claims vs true objects: claims cup (true), plate (false) of {cup, fork}: P = R = 1/2
     vet = RuleJudge().judge("mmvet", row("d", target, "there is a cup and a plate .", "describe"))
     assert vet.score == pytest.approx(0.5)
     assert RuleJudge().judge("mmvet", row("q", "red .", "red .", "color")).score == 1.0

@@ -6,11 +6,12 @@ decides from the typed scene itself:
   digit/yes-no, an attribute given to an absent object, or a mention of an object that is not there (a denied
   object, "there is no dog .", is not a mention);
 * *informativeness* is how much of the asked-for content is right: the correct short answer = very informative;
-  for descriptions, recall of the scene's objects (all = very, at least half = somewhat).
+  for descriptions, the share of the scene's objects described correctly (all = very, at least half = somewhat);
+  in descriptions every claimed object is checked (class, size, colour, slot), not only the class.
 MMHal rating (FACTS.md §2): no hallucination -> 6 very informative and well-formed (the "good reasoning" tier),
 5 very informative, 4 somewhat, 3 not informative; with hallucination -> 2 very, 1 somewhat, 0 not.
-MM-Vet correctness: 1/0 for short answers, F1 of mentioned vs true objects for descriptions (partial credit, as
-the GPT grader gives for partially right open answers).
+MM-Vet correctness: 1/0 for short answers, F1 of true claims vs the scene's objects for descriptions (partial
+credit, as the GPT grader gives for partially right open answers).
 """
 
 from __future__ import annotations
@@ -39,6 +40,37 @@ def _slot_phrases(text: str) -> set[str]:
     toks = tokenize(text)
     pairs = {(toks[i], toks[i + 1]) for i in range(len(toks) - 1)}
     return {name for name, ph in _SLOT_PHRASES.items() if ph in pairs}
+
+
+def description_claims(text: str, scene: Scene) -> tuple[int, int, set[str]]:
+    """Check every object a description claims against the scene -> (true claims, false claims, objects
+    described correctly). A claim is an object word with the size / colour words just before it and an
+    "on the <slot>" just after; it is false when the class is absent, when a stated size, colour or slot
+    contradicts the scene's object, or when the class is claimed again (a scene holds one of each class)."""
+    toks = tokenize(text)
+    true_claims = false_claims = 0
+    correct: set[str] = set()
+    claimed: set[str] = set()
+    for i, t in enumerate(toks):
+        objs = mentioned_objects(t)
+        if not objs or any(w in _NEGATIONS for w in toks[max(0, i - 3):i]):
+            continue
+        cls = objs[0]
+        before = set(toks[max(0, i - 2):i])
+        size, color = before & set(SIZES), before & set(COLORS)
+        slot = None
+        if toks[i + 1:i + 3] == ["on", "the"] and len(toks) > i + 4:
+            slot = f"{toks[i + 3]} {toks[i + 4]}"
+        obj = scene.get(cls)
+        ok = (obj is not None and cls not in claimed and (not size or size == {obj.size})
+              and (not color or color == {obj.color}) and (slot is None or slot == obj.slot_name))
+        claimed.add(cls)
+        if ok:
+            true_claims += 1
+            correct.add(cls)
+        else:
+            false_claims += 1
+    return true_claims, false_claims, correct
 
 
 def _short_answer(kind: str, meta: dict, scene: Scene, target: str, pred: str) -> str:
@@ -86,10 +118,12 @@ def assess(row: dict) -> tuple[str, bool, bool, str]:
     if kind == "adversarial" and _short_answer(kind, meta, scene, row["target"], pred) == "right":
         extra.discard(meta.get("object"))      # "no, there is no dog": naming the denied object is no claim
     if kind == "describe":
-        mentioned = set(mentioned_objects(pred))
-        rec = len(mentioned & truth) / len(truth) if truth else 1.0
+        # informativeness = share of the scene's objects described correctly (class, size, colour, slot);
+        # any false claim (absent object, wrong attribute or place, a second copy) is a hallucination
+        n_true, n_false, correct = description_claims(pred, scene)
+        rec = len(correct) / len(truth) if truth else 1.0
         info = "very" if rec >= 1.0 else "somewhat" if rec >= 0.5 else "not"
-        return info, bool(extra), is_well_formed(pred), f"recall {rec:.2f}, absent mentioned {sorted(extra)}"
+        return info, n_false > 0, is_well_formed(pred), f"described {rec:.2f} of the objects, {n_false} false claims"
     verdict = _short_answer(kind, meta, scene, row["target"], pred)
     info = "very" if verdict == "right" else "not"
     why = f"{kind}: {verdict}, absent mentioned {sorted(extra)}"
@@ -109,20 +143,19 @@ def mmvet_correctness(row: dict) -> float:
     meta = row.get("meta") or {}
     kind = meta.get("kind") or row.get("qtype")
     pred = row.get("prediction") or ""
-    if kind == "describe":
-        mentioned = set(mentioned_objects(pred))
-        if not mentioned:
+    if kind == "describe":     # partial credit: F1 of true claims vs the scene's objects
+        n_true, n_false, correct = description_claims(pred, scene)
+        if n_true == 0:
             return 0.0
-        p = len(mentioned & scene.classes) / len(mentioned)
-        r = len(mentioned & scene.classes) / len(scene.classes)
-        return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+        p, r = n_true / (n_true + n_false), len(correct) / len(scene.classes)
+        return 2 * p * r / (p + r)
     return 1.0 if _short_answer(kind, meta, scene, row["target"], pred) == "right" else 0.0
 
 
 class RuleJudge(Judge):
     name = "rule"
     model = "micro-world ground truth"
-    version = "1"
+    version = "2"     # 2: descriptions checked claim by claim (attributes and slots, not only classes)
 
     def __init__(self, **_ignored):
         pass
