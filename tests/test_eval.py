@@ -248,3 +248,14 @@ def test_failed_judgements_are_counted_then_retried_on_resume(tiny, tmp_path):
                                progress=False)["micro-mmhal"]
     assert sorted(second.asked) == ["mmhal-0001", "mmhal-0003"] and res2.failures["judge"] == 0
     assert res2.metrics["score"].n == 6
+
+
+@pytest.mark.slow
+def test_all_micro_suites_on_the_reduced_zoo_policy(reduced_zoo, tmp_path):
+    """Opt-in: the zoo's micro-llava (reduced build) through all five micro suites, every primary metric defined."""
+    from benchmarks.suites import MICRO_DEFAULT
+    from harness.evaluate import evaluate_checkpoint
+
+    res = evaluate_checkpoint("micro-llava", suites=list(MICRO_DEFAULT), out_dir=tmp_path, progress=False)
+    for name, r in res.items():
+        assert r.metrics[r.primary].n > 0 and r.metrics[r.primary].value == r.metrics[r.primary].value, name
