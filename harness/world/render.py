@@ -83,9 +83,14 @@ def _rng(scene: Scene, seed: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def render_array(scene: Scene, seed: int = 0, artefact: bool = False) -> np.ndarray:
-    """uint8 array (64, 64, 3). `artefact=True` adds the blotchy over-saturation of a too-high guidance."""
+def render_array(scene: Scene, seed: int = 0, artefact: bool = False, label_map: np.ndarray | None = None):
+    """uint8 array (64, 64, 3). `artefact=True` adds the blotchy over-saturation of a too-high guidance.
+
+    If `label_map` (int array 64x64) is given, it receives the class index of the object drawn at each pixel
+    (-1 = background): dense targets for pre-training the vision tower."""
     rng = _rng(scene, seed)
+    if label_map is not None:
+        label_map.fill(-1)
     img = rng.normal(215.0, 12.0, size=(IMAGE_SIZE, IMAGE_SIZE, 1)) + rng.normal(0, 4.0, (IMAGE_SIZE, IMAGE_SIZE, 3))
     for obj in scene.objects:
         half = HALF_EXTENT[obj.size]
@@ -105,6 +110,8 @@ def render_array(scene: Scene, seed: int = 0, artefact: bool = False) -> np.ndar
         patch = shade[..., None] * base[None, None, :]
         region = img[y0:y0 + size, x0:x0 + size]
         region[mask] = patch[mask]
+        if label_map is not None:
+            label_map[y0:y0 + size, x0:x0 + size][mask] = CLASSES.index(obj.cls)
         if obj.cls in TEXT_CLASSES and obj.text is not None:
             _draw_digit(region, obj.text, scale=1 if obj.size == "small" else 2)
     if artefact:

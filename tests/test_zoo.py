@@ -1,0 +1,125 @@
+"""Zoo: architectures build and agree with the processor, a reduced zoo builds/verifies/loads, corruption is caught."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from harness.errors import HarnessError
+from harness.world.render import render
+from harness.world.scene import sample_scenes
+from harness.zoo import architectures as A
+from harness.zoo import store
+
+
+def test_processor_and_encoder_agree_and_cached_path_matches_real_path():
+    from harness.zoo.data import Encoder, pixel_tensor
+    from harness.zoo.train import llava_logits, tower_features
+    torch.manual_seed(0)
+    proc = A.build_processor(A.REDUCED)
+    model = A.build_llava(A.REDUCED, seed=0).eval()
+    scene = sample_scenes(1, "train", 0)[0]
+    turns = [("is there a cup in the image ?", "yes .")]
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": turns[0][0]}]},
+            {"role": "assistant", "content": [{"type": "text", "text": turns[0][1]}]}]
+    text = proc.apply_chat_template(msgs, tokenize=False)
+    assert text == "user : <image> is there a cup in the image ? assistant : yes . </s>"
+    enc = proc(images=[render(scene)], text=[text], return_tensors="pt")
+    encoder = Encoder(proc.tokenizer, (64 // A.REDUCED.patch_size) ** 2)
+    ids, labels = encoder.encode(turns)
+    assert enc["input_ids"][0].tolist() == ids
+    assert torch.equal(enc["pixel_values"], pixel_tensor([scene]))
+    with torch.no_grad():
+        real = model(**enc).logits
+        feats = tower_features(model.model.vision_tower, enc["pixel_values"])
+        cached = llava_logits(model, enc["input_ids"], enc["attention_mask"], feats, encoder.image_id)
+    assert torch.allclose(real, cached, atol=1e-5)
+
+
+def test_tiny_models_build_and_generate():
+    proc = A.build_processor(A.REDUCED)
+    model = A.build_llava(A.REDUCED, seed=0).eval()
+    scenes = sample_scenes(2, "train", 1)
+    prompt = proc.apply_chat_template([{"role": "user", "content": [{"type": "image"},
+                                        {"type": "text", "text": "describe this image ."}]}],
+                                      add_generation_prompt=True, tokenize=False)
+    enc = proc(images=[render(s) for s in scenes], text=[prompt] * 2, return_tensors="pt", padding=True)
+    out = model.generate(**enc, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] <= enc["input_ids"].shape[1] + 4
+    assert A.n_params(A.build_clip(A.REDUCED)) > 0
+    assert A.build_text_reward_model(A.REDUCED).config.num_labels == 1
+    rm = A.build_llava_reward_model(A.REDUCED)
+    assert rm(**enc).shape == (2,)
+
+
+def test_reduced_zoo_builds_verifies_and_loads(reduced_zoo):
+    from transformers import AutoProcessor, CLIPModel, LlavaForConditionalGeneration
+
+    from harness.models.reward import load_reward_model
+    info = store.verify(reduced_zoo)
+    assert sorted(info["models"]) == sorted(store.ZOO_NAMES)
+    manifest = json.loads((reduced_zoo / "MANIFEST.json").read_text())
+    assert manifest["seed"] == 0 and manifest["reduced"] is True
+    for name in store.ZOO_NAMES:
+        card = json.loads((reduced_zoo / name / "card.json").read_text())
+        assert card["params"] > 0 and card["seed"] == 0 and "checks" in card and "train_size" in card
+        assert not list((reduced_zoo / name).glob("*.bin")) and list((reduced_zoo / name).glob("*.safetensors"))
+    assert store.resolve_model("micro-llava") == reduced_zoo / "micro-llava"
+    llava = LlavaForConditionalGeneration.from_pretrained(store.resolve_model("micro-llava"), use_safetensors=True)
+    assert llava.config.vision_config.patch_size == A.REDUCED.patch_size
+    AutoProcessor.from_pretrained(store.resolve_model("micro-responder-a"))
+    CLIPModel.from_pretrained(store.resolve_model("micro-clip"), use_safetensors=True)
+    scenes = sample_scenes(2, "eval", 0)
+    imgs = [render(s) for s in scenes]
+    aware = load_reward_model("micro-rm")
+    blind = load_reward_model("micro-rm-blind")
+    assert aware.image_aware and not blind.image_aware
+    q, r = ["describe this image ."] * 2, ["there is a cup .", "there is a dog ."]
+    assert len(aware.score(imgs, q, r)) == 2 and len(blind.score(None, q, r)) == 2
+    with pytest.raises(HarnessError):
+        aware.score(None, q, r)
+    rows = store.list_models(reduced_zoo)
+    assert {row["name"] for row in rows} == set(store.ZOO_NAMES)
+
+
+def test_verify_catches_corruption_and_missing_files(reduced_zoo, tmp_path):
+    copy = tmp_path / "zoo"
+    shutil.copytree(reduced_zoo, copy)
+    store.verify(copy)
+    weights = copy / "micro-rm" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(HarnessError, match="micro-rm/model.safetensors"):
+        store.verify(copy)
+    (copy / "micro-clip" / "config.json").unlink()
+    with pytest.raises(HarnessError, match="missing"):
+        store.verify(copy, ["micro-clip"])
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "zoo", "verify", "--dir", str(copy)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "micro-" in proc.stderr + proc.stdout
+
+
+def test_resolve_model_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_ZOO_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(HarnessError):
+        store.resolve_model("micro-llava")
+    with pytest.raises(HarnessError):
+        store.resolve_model(str(tmp_path / "missing-dir"))
+    assert store.resolve_model(str(tmp_path)) == tmp_path
+    assert store.list_models() == []
+
+
+def test_committed_zoo_verifies(monkeypatch):
+    monkeypatch.delenv("HARNESS_ZOO_DIR", raising=False)
+    if not (store.DEFAULT_DIR / "MANIFEST.json").exists():
+        pytest.skip("no committed zoo yet (harness zoo build)")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "zoo", "verify"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    info = store.verify()
+    assert sorted(info["models"]) == sorted(store.ZOO_NAMES) and info["bytes"] < 60e6
