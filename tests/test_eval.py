@@ -252,10 +252,13 @@ def test_failed_judgements_are_counted_then_retried_on_resume(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_all_micro_suites_on_the_reduced_zoo_policy(reduced_zoo, tmp_path):
-    """Opt-in: the zoo's micro-llava (reduced build) through all five micro suites, every primary metric defined."""
+    """Opt-in: the zoo's micro-llava (reduced build) through all five micro suites. A barely trained policy may
+    leave a ratio undefined (no object mentioned: CHAIR = 0/0 is NaN, not 0), so this checks coverage."""
     from benchmarks.suites import MICRO_DEFAULT
-    from harness.evaluate import evaluate_checkpoint
+    from harness.evaluate import evaluate_checkpoint, load_samples
 
     res = evaluate_checkpoint("micro-llava", suites=list(MICRO_DEFAULT), out_dir=tmp_path, progress=False)
+    sizes = {"micro-pope": 1800, "micro-amber": 800, "micro-mmhal": 160, "micro-mmvet": 200, "micro-chair": 250}
     for name, r in res.items():
-        assert r.metrics[r.primary].n > 0 and r.metrics[r.primary].value == r.metrics[r.primary].value, name
+        assert r.metrics[r.primary].n == sizes[name], name
+        assert len(load_samples(tmp_path, "base", name)) == sizes[name]
