@@ -29,7 +29,7 @@ annotated hallucination targets), `prediction`, `truth_length`, `well_formed`, `
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

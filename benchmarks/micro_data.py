@@ -116,8 +116,7 @@ class _Writer:
     def flush(self) -> None:
         for task, docs in self.docs.items():
             with open(self.folder / "data" / f"{task}.jsonl", "w", encoding="utf-8") as f:
-                for d in docs:
-                    f.write(json.dumps(d, sort_keys=True) + "\n")
+                f.writelines(json.dumps(d, sort_keys=True) + "\n" for d in docs)
 
 
 def _write_datasets(folder: Path) -> None:

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from harness.errors import HarnessError
 from harness.io import file_sha256, read_jsonl, stable_hash, write_json, write_jsonl
-from harness.record import (MetricValue, RunRecord, SuiteResult, git_commit, machine_description, now_iso,
-                            package_versions)
+from harness.record import (
+    MetricValue,
+    RunRecord,
+    SuiteResult,
+    git_commit,
+    machine_description,
+    now_iso,
+    package_versions,
+)
 from harness.suite import Suite
 
 REAL_TASK_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "real"
@@ -50,7 +57,9 @@ def load_samples(out_dir: str | Path, checkpoint: str, suite: str) -> list[dict]
 
 def metric_values(suite: Suite, rows: list[dict], seed: int = 0) -> dict[str, MetricValue]:
     """Each metric with its 95 % bootstrap interval over items (harness.stats.bootstrap_ci) and n."""
-    from benchmarks.metrics import bootstrap_ci     # harness.stats' resampling, on count matrices when it can
+    from benchmarks.metrics import (
+        bootstrap_ci,  # harness.stats' resampling, on count matrices when it can
+    )
 
     out = {}
     for m in suite.metrics:
@@ -140,8 +149,8 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
     if not todo:
         return {s.name: results[s.name] for s in suites}
 
-    from harness import lmms_adapter
     from benchmarks.rows import rows_from_samples
+    from harness import lmms_adapter
 
     device = device or ("cuda" if torch.cuda.is_available() else None)
     if device in (None, "cpu"):
@@ -212,7 +221,13 @@ class _Progress:
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TimeElapsedColumn(), transient=False)

@@ -13,8 +13,8 @@ import contextlib
 import io
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def manifest():
@@ -25,11 +25,11 @@ def manifest():
     return ModelManifest(model_id="harness_vlm", simple_class_path="harness.lmms_adapter.HarnessVLM")
 
 
-from lmms_eval.api.instance import Instance  # noqa: E402
-from lmms_eval.api.model import lmms  # noqa: E402
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
 
-from harness.errors import HarnessError  # noqa: E402
-from harness.models import vlm  # noqa: E402
+from harness.errors import HarnessError
+from harness.models import vlm
 
 
 class HarnessVLM(lmms):
@@ -68,7 +68,7 @@ class HarnessVLM(lmms):
         for i, req in enumerate(requests):
             groups[req.args[4]].append(i)
         for task, idx in groups.items():
-            ctx0, gen_kwargs, doc_to_visual, _, _, split = requests[idx[0]].args
+            _, gen_kwargs, doc_to_visual, _, _, split = requests[idx[0]].args
             images, prompts = [], []
             for i in idx:
                 context, _, _, doc_id, _, split = requests[i].args
@@ -82,12 +82,17 @@ class HarnessVLM(lmms):
             answers = vlm.generate(
                 self.model, self.processor, images, prompts, max_new_tokens=int(gk.get("max_new_tokens", 32)),
                 batch_size=self.batch_size_per_gpu, temperature=float(gk.get("temperature") or 0.0),
-                progress=(lambda n, t=task, k=len(idx): self.progress(t, n, k)) if self.progress else None)
+                progress=self._progress_for(task, len(idx)))
             for i, ans in zip(idx, answers):
                 for stop in until:             # lmms-eval's stop sequences, applied to the decoded text
                     ans = ans.split(stop)[0]
                 out[i] = ans
         return out  # type: ignore[return-value]
+
+    def _progress_for(self, task: str, total: int):
+        if self.progress is None:
+            return None
+        return lambda done: self.progress(task, done, total)
 
     def loglikelihood(self, requests):
         raise HarnessError("harness_vlm supports generate_until tasks only (no loglikelihood)")

@@ -13,7 +13,7 @@ import pytest
 from harness.errors import HarnessError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_fixtures import LLAVA15_TEMPLATE, build_tiny_llava, build_tiny_lora  # noqa: E402
+from eval_fixtures import LLAVA15_TEMPLATE, build_tiny_llava, build_tiny_lora
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,9 +60,10 @@ def test_micro_data_is_deterministic_and_held_out(tmp_path, micro_tasks):
 
 
 def test_adapter_through_simple_evaluate_matches_direct_generation(tiny, micro_tasks):
+    from PIL import Image
+
     from harness.lmms_adapter import HarnessVLM, run_tasks
     from harness.models.vlm import generate, load_vlm
-    from PIL import Image
 
     model, proc = load_vlm(str(tiny))
     lm = HarnessVLM(model=model, processor=proc, batch_size=4)
@@ -190,7 +191,6 @@ def test_corrupt_image_is_a_clear_error(tiny, tmp_path, monkeypatch):
 
 def test_judge_down_leaves_no_finished_record(tiny, tmp_path, monkeypatch):
     from harness.cli import main
-
     from harness.judges import openai_judge
 
     monkeypatch.setenv("HARNESS_JUDGE_URL", "http://127.0.0.1:9/v1")     # nothing listens on port 9

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_fixtures import build_tiny_llava  # noqa: E402
+from eval_fixtures import build_tiny_llava
 
 REAL = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "real"
 

@@ -171,7 +171,7 @@ def test_fast_resampling_equals_harness_stats():
     from harness import stats
 
     rng = random.Random(0)
-    pope = [yn(rng.choice("yes no".split()), rng.choice(["yes", "no", None]), split=s, id=f"{s}{i}")
+    pope = [yn(rng.choice(["yes", "no"]), rng.choice(["yes", "no", None]), split=s, id=f"{s}{i}")
             for s in ("random", "popular", "adversarial") for i in range(40)]
     objs = ["cup", "fork", "dog", "car"]
     gen = [{"kind": "generative", "id": f"g{i}", "truth": rng.sample(objs, 2), "hallu": rng.sample(objs, 1),

@@ -10,8 +10,8 @@ OpenAI-compatible endpoint).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from harness.errors import HarnessError
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -133,7 +132,7 @@ class OpenAIJudge(Judge):
                 error = f"HTTP {e.code} from {self.base_url}"
                 if e.code != 429 and e.code < 500:
                     break
-            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as e:
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 error = f"{type(e).__name__} talking to {self.base_url}: {getattr(e, 'reason', e)}"
             except (ValueError, json.JSONDecodeError) as e:
                 error = f"malformed reply from {self.base_url}: {e}"

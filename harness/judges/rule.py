@@ -18,8 +18,14 @@ from __future__ import annotations
 
 from harness.judges import Judge, Judgement
 from harness.world.scene import COLORS, SIZES, SLOT_NAMES, Scene
-from harness.world.texts import (NUMBER_WORDS, is_well_formed, mentioned_objects, parse_number, parse_yes_no,
-                                 tokenize)
+from harness.world.texts import (
+    NUMBER_WORDS,
+    is_well_formed,
+    mentioned_objects,
+    parse_number,
+    parse_yes_no,
+    tokenize,
+)
 
 _SLOT_PHRASES = {name: tuple(name.split()) for name in SLOT_NAMES.values()}
 _NEGATIONS = {"no", "not", "nothing", "none"}
@@ -120,7 +126,7 @@ def assess(row: dict) -> tuple[str, bool, bool, str]:
     if kind == "describe":
         # informativeness = share of the scene's objects described correctly (class, size, colour, slot);
         # any false claim (absent object, wrong attribute or place, a second copy) is a hallucination
-        n_true, n_false, correct = description_claims(pred, scene)
+        _, n_false, correct = description_claims(pred, scene)
         rec = len(correct) / len(truth) if truth else 1.0
         info = "very" if rec >= 1.0 else "somewhat" if rec >= 0.5 else "not"
         return info, n_false > 0, is_well_formed(pred), f"described {rec:.2f} of the objects, {n_false} false claims"

@@ -9,8 +9,8 @@ reloaded from disk shifted POPE's yes-ratio by up to 0.09).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from harness.errors import HarnessError
 
@@ -100,7 +100,7 @@ def generate(model, processor, images: Sequence, prompts: Sequence[str], max_new
         enc = processor(images=batch_imgs, text=texts[start:start + batch_size], return_tensors="pt",
                         padding=True)
         enc = {k: v.to(device) for k, v in enc.items()}
-        kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
+        kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tok.pad_token_id}
         if temperature and temperature > 0:
             torch.manual_seed(seed + b)
             kwargs.update(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0)
