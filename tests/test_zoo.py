@@ -123,3 +123,14 @@ def test_committed_zoo_verifies(monkeypatch):
     assert proc.returncode == 0, proc.stderr
     info = store.verify()
     assert sorted(info["models"]) == sorted(store.ZOO_NAMES) and info["bytes"] < 60e6
+
+
+def test_build_is_deterministic_given_the_seed(tmp_path):
+    from harness.zoo.build import build_zoo
+    a = build_zoo(seed=3, out=str(tmp_path / "a"), reduced=True, only=["micro-clip"])
+    b = build_zoo(seed=3, out=str(tmp_path / "b"), reduced=True, only=["micro-clip"])
+    files_a = json.loads((a / "MANIFEST.json").read_text())["models"]["micro-clip"]["files"]
+    files_b = json.loads((b / "MANIFEST.json").read_text())["models"]["micro-clip"]["files"]
+    assert files_a["micro-clip/model.safetensors"] == files_b["micro-clip/model.safetensors"]
+    with pytest.raises(HarnessError):
+        build_zoo(seed=0, out=str(tmp_path / "c"), reduced=True, only=["micro-nothing"])

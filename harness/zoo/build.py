@@ -29,11 +29,11 @@ class BuildPlan:
     vision_steps: int = 1200
     clip_steps: int = 250
     policy_steps: int = 900
-    responder_steps: int = 350
+    responder_steps: int = 600
     batch: int = 64
     rm_scenes: int = 500                # train scenes whose sampled responses form the preference set
     rm_eval_scenes: int = 150           # eval scenes for held-out pair accuracy
-    rm_steps: int = 200
+    rm_steps: int = 300
     rm_batch: int = 32
     label_flip: float = 0.1
     responders: dict = field(default_factory=lambda: {
@@ -185,7 +185,7 @@ class Builder:
         for name, spec in self.plan.responders.items():
             spec = dict(spec)
             recipe = Recipe(caption_noise=spec.pop("caption_noise"))
-            specs[name] = (replace(self.sizes, **spec), recipe, self.plan.responder_steps, False)
+            specs[name] = (replace(self.sizes, **spec), recipe, self.plan.responder_steps, True)
         for name, (sizes, recipe, steps, describe) in specs.items():
             if self.wanted(name) or (need_rm and not (self.out / name / "config.json").exists()):
                 self.generators[name] = self.llava(name, sizes, recipe, steps, with_describe_checks=describe)
@@ -267,6 +267,7 @@ class Builder:
             train_reward_model(rm, encode, pairs, self.plan.rm_steps, self.plan.rm_batch, 1e-3, self.seed, name)
             checks = self.pair_accuracy(rm, encode, held_out)
             checks["train_pair_acc"] = self.pair_accuracy(rm, encode, pairs[:len(held_out)])["pair_acc"]
+            checks["chance"] = 0.5
             results[name] = checks
             card = {"kind": "image-aware reward model (LLaVA backbone + scalar head)" if aware else
                     "image-blind reward model (LlamaForSequenceClassification, num_labels=1)",
@@ -277,21 +278,21 @@ class Builder:
         return results
 
     def pair_accuracy(self, rm, encode, pairs: list[dict]) -> dict:
+        """Held-out pair accuracy overall and per kind (describe / qa / hallucination = swapped-object pairs)."""
         import torch
-        right = halluc_right = halluc_n = 0
+        wins_all: list[tuple[str, bool]] = []
         with torch.no_grad():
             for i in range(0, len(pairs), 32):
                 rows = pairs[i:i + 32]
                 r = rm(**encode(rows + rows, ["chosen"] * len(rows) + ["rejected"] * len(rows)))
                 r = r.logits[:, 0] if hasattr(r, "logits") else r
-                wins = (r[:len(rows)] > r[len(rows):]).tolist()
-                right += sum(wins)
-                for row, w in zip(rows, wins):
-                    if row["question"] == "describe this image .":
-                        halluc_n += 1
-                        halluc_right += w
-        return {"pair_acc": round(right / len(pairs), 4), "pair_n": len(pairs),
-                "describe_pair_acc": round(halluc_right / max(1, halluc_n), 4), "describe_pair_n": halluc_n}
+                wins_all += [(row["kind"], bool(w)) for row, w in zip(rows, (r[:len(rows)] > r[len(rows):]).tolist())]
+        out = {"pair_acc": round(sum(w for _, w in wins_all) / len(wins_all), 4), "pair_n": len(wins_all)}
+        for kind in ("describe", "qa", "hallucination"):
+            ws = [w for k, w in wins_all if k == kind]
+            out[f"{kind}_pair_acc"] = round(sum(ws) / len(ws), 4) if ws else None
+            out[f"{kind}_pair_n"] = len(ws)
+        return out
 
 
 def build_zoo(seed: int = 0, out: str | None = None, reduced: bool = False, only: list[str] | None = None) -> Path:

@@ -143,10 +143,33 @@ def degrade(response: str, rng: random.Random) -> str:
     return " ".join(toks[:-1] + ["and"] + half[2:] + ["."]) if len(toks) > 3 else " ".join(toks * 3)
 
 
+def swap_hallucination(scene: Scene, rng: random.Random) -> str | None:
+    """The true description with one object replaced by a same-theme absent one (same colour, size, slot): a
+    fluent, well-formed answer that only the image can tell from the truth."""
+    absent = scene.cooccurring_absent() or scene.absent_classes()
+    if not absent:
+        return None
+    objs = list(scene.objects)
+    i = rng.randrange(len(objs))
+    o = objs[i]
+    objs[i] = type(o)(rng.choice(absent), o.color, o.size, o.slot)
+    return texts.describe_objects(objs)
+
+
 def preference_pairs(items: list[dict], flip: float, rng: random.Random) -> list[dict]:
-    """items: {scene_index, question, answer, responses}; returns chosen/rejected pairs with label noise."""
+    """items: {scene, image, question, answer, responses}; returns chosen/rejected pairs with label noise.
+
+    Sampled responses are paired at random (ties dropped); describe items also get one truth-vs-swapped-object
+    pair (kind "hallucination"), the pairs an image-blind rater cannot judge."""
     pairs = []
     for it in items:
+        if it["question"] == "describe this image .":
+            swapped = swap_hallucination(it["scene"], rng)
+            if swapped is not None:
+                flipped = rng.random() < flip
+                c, r = (swapped, it["answer"]) if flipped else (it["answer"], swapped)
+                pairs.append({"image": it["image"], "question": it["question"], "chosen": c, "rejected": r,
+                              "margin": 3.0, "flipped": flipped, "kind": "hallucination"})
         scored = [(response_quality(it["scene"], it["question"], it["answer"], r), r) for r in dict.fromkeys(it["responses"])]
         rng.shuffle(scored)
         for (qa, ra), (qb, rb) in zip(scored[::2], scored[1::2]):
@@ -156,8 +179,9 @@ def preference_pairs(items: list[dict], flip: float, rng: random.Random) -> list
             flipped = rng.random() < flip
             if flipped:
                 chosen, rejected = rejected, chosen
+            kind = "describe" if it["question"] == "describe this image ." else "qa"
             pairs.append({"image": it["image"], "question": it["question"], "chosen": chosen, "rejected": rejected,
-                          "margin": abs(qa - qb), "flipped": flipped})
+                          "margin": abs(qa - qb), "flipped": flipped, "kind": kind})
     return pairs
 
 
