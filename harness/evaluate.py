@@ -57,9 +57,7 @@ def load_samples(out_dir: str | Path, checkpoint: str, suite: str) -> list[dict]
 
 def metric_values(suite: Suite, rows: list[dict], seed: int = 0) -> dict[str, MetricValue]:
     """Each metric with its 95 % bootstrap interval over items (harness.stats.bootstrap_ci) and n."""
-    from benchmarks.metrics import (
-        bootstrap_ci,  # harness.stats' resampling, on count matrices when it can
-    )
+    from harness.stats import bootstrap_ci
 
     out = {}
     for m in suite.metrics:

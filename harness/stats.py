@@ -19,20 +19,37 @@ def _finite(x: float) -> bool:
     return x is not None and not math.isnan(x)
 
 
+def _summable(fn) -> bool:
+    """Metrics that are a reduction of per-row feature sums (benchmarks.metrics.SumMetric: `matrix(rows)` and
+    `from_sums(sums)`) are resampled as count vectors: the same draws, ~30x faster than re-building row lists."""
+    return hasattr(fn, "matrix") and hasattr(fn, "from_sums")
+
+
+def _draws(n: int, n_boot: int, seed: int):
+    """Index draws of one bootstrap (default_rng(seed), integers(0, n, n) per resample)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield rng.integers(0, n, n)
+
+
+def _resampled(rows: list[dict], fn, n_boot: int, seed: int):
+    """fn over each bootstrap resample of rows (same draws whichever path computes it)."""
+    if _summable(fn):
+        m = fn.matrix(rows)
+        for idx in _draws(len(rows), n_boot, seed):
+            yield fn.from_sums(np.bincount(idx, minlength=len(rows)) @ m)
+    else:
+        for idx in _draws(len(rows), n_boot, seed):
+            yield fn([rows[i] for i in idx])
+
+
 def bootstrap_ci(rows: Rows, fn: Callable[[Rows], float], n_boot: int = N_BOOT, seed: int = 0,
                  alpha: float = 0.05) -> list[float]:
     """Percentile bootstrap interval of fn over items (resampled with replacement)."""
     rows = list(rows)
     if not rows:
         return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    n = len(rows)
-    stats = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        v = fn([rows[i] for i in idx])
-        if _finite(v):
-            stats.append(v)
+    stats = [v for v in _resampled(rows, fn, n_boot, seed) if _finite(v)]
     if not stats:
         return [float("nan"), float("nan")]
     lo, hi = np.percentile(stats, [100 * alpha / 2, 100 * (1 - alpha / 2)])
@@ -57,14 +74,8 @@ def paired_bootstrap(base: Rows, aligned: Rows, fn: Callable[[Rows], float], n_b
     if not b:
         return float("nan"), [float("nan"), float("nan")], float("nan")
     delta = fn(a) - fn(b)
-    rng = np.random.default_rng(seed)
-    n = len(b)
-    deltas = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        d = fn([a[i] for i in idx]) - fn([b[i] for i in idx])
-        if _finite(d):
-            deltas.append(d)
+    deltas = [x - y for x, y in zip(_resampled(a, fn, n_boot, seed), _resampled(b, fn, n_boot, seed))]
+    deltas = [d for d in deltas if _finite(d)]
     if not deltas:
         return float(delta), [float("nan"), float("nan")], float("nan")
     deltas = np.asarray(deltas)
