@@ -288,7 +288,7 @@ class Builder:
                 r = r.logits[:, 0] if hasattr(r, "logits") else r
                 wins_all += [(row["kind"], bool(w)) for row, w in zip(rows, (r[:len(rows)] > r[len(rows):]).tolist())]
         out = {"pair_acc": round(sum(w for _, w in wins_all) / len(wins_all), 4), "pair_n": len(wins_all)}
-        for kind in ("describe", "qa", "hallucination"):
+        for kind in ("describe", "qa", "hallucination", "grounding"):
             ws = [w for k, w in wins_all if k == kind]
             out[f"{kind}_pair_acc"] = round(sum(ws) / len(ws), 4) if ws else None
             out[f"{kind}_pair_n"] = len(ws)

@@ -159,17 +159,26 @@ def swap_hallucination(scene: Scene, rng: random.Random) -> str | None:
 def preference_pairs(items: list[dict], flip: float, rng: random.Random) -> list[dict]:
     """items: {scene, image, question, answer, responses}; returns chosen/rejected pairs with label noise.
 
-    Sampled responses are paired at random (ties dropped); describe items also get one truth-vs-swapped-object
-    pair (kind "hallucination"), the pairs an image-blind rater cannot judge."""
+    Sampled responses are paired at random (ties dropped). Describe items also get truth-vs-swapped-object pairs
+    (kind "hallucination") and yes/no items a correct-vs-wrong answer pair (kind "grounding"): pairs an
+    image-blind rater cannot judge, as in real preference sets where the rejected answer is fluent but wrong."""
     pairs = []
+
+    def add(it, good: str, bad: str, kind: str) -> None:
+        flipped = rng.random() < flip
+        c, r = (bad, good) if flipped else (good, bad)
+        pairs.append({"image": it["image"], "question": it["question"], "chosen": c, "rejected": r,
+                      "margin": 2.0, "flipped": flipped, "kind": kind})
+
     for it in items:
         if it["question"] == "describe this image .":
-            swapped = swap_hallucination(it["scene"], rng)
-            if swapped is not None:
-                flipped = rng.random() < flip
-                c, r = (swapped, it["answer"]) if flipped else (it["answer"], swapped)
-                pairs.append({"image": it["image"], "question": it["question"], "chosen": c, "rejected": r,
-                              "margin": 3.0, "flipped": flipped, "kind": "hallucination"})
+            for _ in range(2):
+                swapped = swap_hallucination(it["scene"], rng)
+                if swapped is not None and swapped != it["answer"]:
+                    add(it, it["answer"], swapped, "hallucination")
+        elif texts.parse_yes_no(it["answer"]) is not None:
+            # correct vs wrong yes/no answer: identical text statistics, only the image decides
+            add(it, it["answer"], "no ." if texts.parse_yes_no(it["answer"]) == "yes" else "yes .", "grounding")
         scored = [(response_quality(it["scene"], it["question"], it["answer"], r), r) for r in dict.fromkeys(it["responses"])]
         rng.shuffle(scored)
         for (qa, ra), (qb, rb) in zip(scored[::2], scored[1::2]):
