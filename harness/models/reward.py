@@ -1,9 +1,11 @@
 """Response reward models: `load_reward_model(name_or_path).score(images, questions, responses) -> list[float]`.
 
 Two kinds behind one interface:
-- image-aware: `LlavaRewardModel` (LLaVA backbone + scalar head on the last token), the zoo's `micro-rm`;
-- image-blind: any text-only `AutoModelForSequenceClassification` with one label, the zoo's `micro-rm-blind` and
-  real ArmoRM-style RMs (the paper's ArmoRM never sees the image); images are ignored.
+- image-aware: `LlavaRewardModel` (LLaVA backbone + last-token head + soft-min-pooled per-token scores), the zoo's
+  `micro-rm`;
+- image-blind: `TextRewardModel` (the same LM, heads and pooling without the image), the zoo's `micro-rm-blind`, or
+  any text-only `AutoModelForSequenceClassification` with one label: real ArmoRM-style RMs (the paper's ArmoRM
+  never sees the image); images are ignored.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers.models.llama.modeling_llama import LlamaModel, LlamaPreTrainedModel
 from transformers.models.llava.modeling_llava import LlavaModel, LlavaPreTrainedModel
 
 from harness.errors import HarnessError
 
 AWARE_ARCH = "LlavaRewardModel"
+BLIND_ARCH = "TextRewardModel"      # the zoo's pooled image-blind twin
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -26,13 +30,68 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long() * positions).argmax(dim=1)
 
 
+def response_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, marker_id: int | None) -> torch.Tensor:
+    """1 on the attended tokens after the last `marker_id` token + 1 (the chat template's "assistant :"), i.e.
+    the response and its end token; rows without the marker fall back to every attended token."""
+    att = attention_mask.bool()
+    if marker_id is None or input_ids is None:
+        return att
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    hit = (input_ids == marker_id) & att
+    start = torch.where(hit, positions, torch.full_like(positions, -1)).max(dim=1).values + 2   # skip "assistant :"
+    mask = att & (positions >= start[:, None])
+    return torch.where(hit.any(dim=1, keepdim=True) & mask.any(dim=1, keepdim=True), mask, att)
+
+
+def pooled_reward(hidden: torch.Tensor, input_ids: torch.Tensor | None, attention_mask: torch.Tensor, heads,
+                  marker_id: int | None, tau: float) -> torch.Tensor:
+    """last-token score (global quality: complete, well formed) + a soft minimum of per-token scores over the
+    response tokens.
+
+    Why: a hallucinated object is one bad token anywhere in the answer, which a last-token summary of a 2-layer LM
+    barely registers. Per-token score s_t = logp_scale * log p(token_t | prefix, image) (the LM head, initialised
+    from the SFT policy, whose likelihood alone ranks the true description over a swapped-object one ~98% of the
+    time) + token_score(h_t). The soft-min is -tau * log(mean(exp(-s / tau))) (log-MEAN-exp, not log-sum-exp), so
+    one unlikely token pulls the reward down while the pool does not fall with response length and does not teach
+    "shorter is better"."""
+    idx = last_token_index(attention_mask)
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    r = heads.score(hidden[rows, idx]).squeeze(-1)
+    if heads.token_score is None:
+        return r
+    resp = response_mask(input_ids, attention_mask, marker_id)
+    resp[:, 0] = False                                               # position 0 has no prefix to predict it
+    logp = torch.zeros(hidden.shape[:2], dtype=torch.float32, device=hidden.device)
+    logits = heads.lm_head(hidden[:, :-1]).float().log_softmax(-1)
+    logp[:, 1:] = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    s = heads.logp_scale * logp + heads.token_score(hidden).squeeze(-1).float()
+    neg = torch.where(resp, -s / tau, torch.full_like(s, float("-inf")))
+    n = resp.sum(dim=1).clamp(min=1).float()
+    softmin = -tau * (torch.logsumexp(neg, dim=1) - torch.log(n))
+    return r + softmin.to(r.dtype)
+
+
+class PooledHeads(nn.Module):
+    """Reward heads shared by the image-aware and the image-blind RM (same architecture minus the image)."""
+
+    def __init__(self, config, pooled: bool):
+        super().__init__()
+        hidden = config.hidden_size
+        self.score = nn.Linear(hidden, 1, bias=False)
+        self.token_score = nn.Linear(hidden, 1, bias=False) if pooled else None
+        self.lm_head = nn.Linear(hidden, config.vocab_size, bias=False) if pooled else None
+        self.logp_scale = nn.Parameter(torch.ones(())) if pooled else None
+
+
 class LlavaRewardModel(LlavaPreTrainedModel):
-    """LLaVA backbone (vision tower + projector + LM) and a linear head reading the last token: one scalar."""
+    """LLaVA backbone (vision tower + projector + LM) and scalar heads: last-token head, plus (config
+    `reward_pooling="last+softmin"`) per-token scores soft-min-pooled over the response (see pooled_reward)."""
 
     def __init__(self, config):
         super().__init__(config)
         self.model = LlavaModel(config)
-        self.score = nn.Linear(config.text_config.hidden_size, 1, bias=False)
+        pooled = getattr(config, "reward_pooling", "last") == "last+softmin"
+        self.heads = PooledHeads(config.text_config, pooled)
         self.post_init()
 
     def forward(self, input_ids=None, pixel_values=None, attention_mask=None, **kwargs) -> torch.Tensor:
@@ -42,8 +101,28 @@ class LlavaRewardModel(LlavaPreTrainedModel):
         hidden = out.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
-        idx = last_token_index(attention_mask)
-        return self.score(hidden[torch.arange(hidden.shape[0], device=hidden.device), idx]).squeeze(-1)
+        return pooled_reward(hidden, input_ids, attention_mask, self.heads,
+                             getattr(self.config, "response_marker_id", None),
+                             float(getattr(self.config, "reward_softmin_tau", 1.0)))
+
+
+class TextRewardModel(LlamaPreTrainedModel):
+    """The image-blind twin of LlavaRewardModel: the same LM, heads and pooling, no image."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = LlamaModel(config)
+        pooled = getattr(config, "reward_pooling", "last") == "last+softmin"
+        self.heads = PooledHeads(config, pooled)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs) -> torch.Tensor:
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        return pooled_reward(hidden, input_ids, attention_mask, self.heads,
+                             getattr(self.config, "response_marker_id", None),
+                             float(getattr(self.config, "reward_softmin_tau", 1.0)))
 
 
 def chat_messages(question: str, response: str, with_image: bool) -> list[dict]:
@@ -87,8 +166,9 @@ class RewardModel:
             if self.image_aware:
                 r = self.model(**enc)
             else:
-                logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-                r = logits[:, 0] if logits.dim() == 2 else logits
+                r = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+                r = getattr(r, "logits", r)
+                r = r[:, 0] if r.dim() == 2 else r
             out.extend(float(x) for x in r.float().tolist())
         return out
 
@@ -109,8 +189,11 @@ def load_reward_model(name_or_path: str, trust_remote_code: bool = False) -> Rew
         return RewardModel(model, processor, True, str(name_or_path))
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True,
-                                                                   trust_remote_code=trust_remote_code)
+        if BLIND_ARCH in archs:
+            model = TextRewardModel.from_pretrained(path, use_safetensors=True)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True,
+                                                                       trust_remote_code=trust_remote_code)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise HarnessError(f"cannot load reward model {name_or_path!r} from {path}: {e}") from e

@@ -165,20 +165,30 @@ def build_clip_processor(sizes: Sizes = TINY):
     return CLIPProcessor(image_processor=build_image_processor(), tokenizer=build_tokenizer(append_eos=True))
 
 
-def build_text_reward_model(sizes: Sizes = TINY, seed: int | None = 0):
-    """Image-blind reward model: LlamaForSequenceClassification with one label (ArmoRM-style scalar)."""
-    from transformers import LlamaForSequenceClassification
+def build_text_reward_model(sizes: Sizes = TINY, seed: int | None = 0, pooling: str | None = None,
+                            response_marker_id: int | None = None, tau: float = 1.0):
+    """Image-blind reward model. pooling None: LlamaForSequenceClassification with one label (ArmoRM-style
+    scalar); else harness.models.reward.TextRewardModel, the image-blind twin of build_llava_reward_model."""
     _seed(seed)
     cfg = text_config(sizes)
-    cfg.num_labels = 1
-    return LlamaForSequenceClassification(cfg)
+    if pooling is None:
+        from transformers import LlamaForSequenceClassification
+        cfg.num_labels = 1
+        return LlamaForSequenceClassification(cfg)
+    from harness.models.reward import TextRewardModel
+    cfg.reward_pooling, cfg.response_marker_id, cfg.reward_softmin_tau = pooling, response_marker_id, tau
+    return TextRewardModel(cfg)
 
 
-def build_llava_reward_model(sizes: Sizes = TINY, seed: int | None = 0):
-    """Image-aware reward model: LLaVA backbone + scalar head (harness.models.reward.LlavaRewardModel)."""
+def build_llava_reward_model(sizes: Sizes = TINY, seed: int | None = 0, pooling: str = "last",
+                             response_marker_id: int | None = None, tau: float = 1.0):
+    """Image-aware reward model: LLaVA backbone + scalar head(s) (harness.models.reward.LlavaRewardModel);
+    pooling "last+softmin" adds a per-token head soft-min-pooled over the tokens after `response_marker_id`."""
     from harness.models.reward import LlavaRewardModel
     _seed(seed)
-    return LlavaRewardModel(llava_config(sizes))
+    cfg = llava_config(sizes)
+    cfg.reward_pooling, cfg.response_marker_id, cfg.reward_softmin_tau = pooling, response_marker_id, tau
+    return LlavaRewardModel(cfg)
 
 
 def n_params(model) -> int:

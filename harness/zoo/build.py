@@ -239,19 +239,25 @@ class Builder:
         prep = time.time() - t0
         from harness.models.reward import chat_messages
         results = {}
+        marker = policy_proc.tokenizer.convert_tokens_to_ids("assistant")   # response = tokens after "assistant :"
         for name in ("micro-rm", "micro-rm-blind"):
             t1 = time.time()
             aware = name == "micro-rm"
             torch.manual_seed(self.seed)
             if aware:
-                rm = self.A.build_llava_reward_model(self.sizes, seed=self.seed)
+                rm = self.A.build_llava_reward_model(
+                    self.sizes, seed=self.seed, pooling="last+softmin",
+                    response_marker_id=marker)
                 rm.model.load_state_dict(policy.model.state_dict())        # init from the SFT policy
+                rm.heads.lm_head.load_state_dict(policy.lm_head.state_dict())
                 for p in rm.model.vision_tower.parameters():
                     p.requires_grad_(False)
                 proc = policy_proc
             else:
-                rm = self.A.build_text_reward_model(self.sizes, seed=self.seed)
+                rm = self.A.build_text_reward_model(self.sizes, seed=self.seed, pooling="last+softmin",
+                                                    response_marker_id=marker)
                 rm.model.load_state_dict(policy.model.language_model.state_dict())
+                rm.heads.lm_head.load_state_dict(policy.lm_head.state_dict())
                 proc = policy_proc.tokenizer
             tok = policy_proc.tokenizer
 
@@ -269,8 +275,9 @@ class Builder:
             checks["train_pair_acc"] = self.pair_accuracy(rm, encode, pairs[:len(held_out)])["pair_acc"]
             checks["chance"] = 0.5
             results[name] = checks
-            card = {"kind": "image-aware reward model (LLaVA backbone + scalar head)" if aware else
-                    "image-blind reward model (LlamaForSequenceClassification, num_labels=1)",
+            card = {"kind": "image-aware reward model (LLaVA backbone; last-token head + soft-min of per-token log-prob "
+                            "and head scores over the response)" if aware else
+                    "image-blind twin (same LM + heads + pooling, no image)",
                     "train_size": len(pairs), "label_flip": self.plan.label_flip, "rm_steps": self.plan.rm_steps,
                     "checks": checks, "checks_on": f"{len(held_out)} held-out pairs on eval-split scenes",
                     "init": "SFT policy micro-llava", "preference_data_seconds": round(prep, 1)}
@@ -278,7 +285,8 @@ class Builder:
         return results
 
     def pair_accuracy(self, rm, encode, pairs: list[dict]) -> dict:
-        """Held-out pair accuracy overall and per kind (describe / qa / hallucination = swapped-object pairs)."""
+        """Held-out pair accuracy overall and per kind (describe / qa / hallucination = swapped-object pairs /
+        omission = one object left out / grounding = wrong yes-no)."""
         import torch
         wins_all: list[tuple[str, bool]] = []
         with torch.no_grad():
@@ -288,7 +296,7 @@ class Builder:
                 r = r.logits[:, 0] if hasattr(r, "logits") else r
                 wins_all += [(row["kind"], bool(w)) for row, w in zip(rows, (r[:len(rows)] > r[len(rows):]).tolist())]
         out = {"pair_acc": round(sum(w for _, w in wins_all) / len(wins_all), 4), "pair_n": len(wins_all)}
-        for kind in ("describe", "qa", "hallucination", "grounding"):
+        for kind in ("describe", "qa", "hallucination", "omission", "grounding"):
             ws = [w for k, w in wins_all if k == kind]
             out[f"{kind}_pair_acc"] = round(sum(ws) / len(ws), 4) if ws else None
             out[f"{kind}_pair_n"] = len(ws)

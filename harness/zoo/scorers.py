@@ -156,11 +156,20 @@ def swap_hallucination(scene: Scene, rng: random.Random) -> str | None:
     return texts.describe_objects(objs)
 
 
+def omit_object(scene: Scene, rng: random.Random) -> str | None:
+    """The true description with one object left out: correct but less complete (a rater prefers the full one)."""
+    objs = list(scene.objects)
+    if len(objs) < 2:
+        return None
+    del objs[rng.randrange(len(objs))]
+    return texts.describe_objects(objs)
+
+
 def preference_pairs(items: list[dict], flip: float, rng: random.Random) -> list[dict]:
     """items: {scene, image, question, answer, responses}; returns chosen/rejected pairs with label noise.
 
     Sampled responses are paired at random (ties dropped). Describe items also get truth-vs-swapped-object pairs
-    (kind "hallucination") and yes/no items a correct-vs-wrong answer pair (kind "grounding"): pairs an
+    (kind "hallucination") and truth-vs-one-object-omitted pairs (kind "omission"), and yes/no items a correct-vs-wrong answer pair (kind "grounding"): pairs an
     image-blind rater cannot judge, as in real preference sets where the rejected answer is fluent but wrong."""
     pairs = []
 
@@ -176,6 +185,10 @@ def preference_pairs(items: list[dict], flip: float, rng: random.Random) -> list
                 swapped = swap_hallucination(it["scene"], rng)
                 if swapped is not None and swapped != it["answer"]:
                     add(it, it["answer"], swapped, "hallucination")
+            # truth vs truth minus one object: without these, token-level pooling learns "fewer objects is safer"
+            omitted = omit_object(it["scene"], rng)
+            if omitted is not None and omitted != it["answer"]:
+                add(it, it["answer"], omitted, "omission")
         elif texts.parse_yes_no(it["answer"]) is not None:
             # correct vs wrong yes/no answer: identical text statistics, only the image decides
             add(it, it["answer"], "no ." if texts.parse_yes_no(it["answer"]) == "yes" else "yes .", "grounding")
