@@ -134,3 +134,24 @@ def test_build_is_deterministic_given_the_seed(tmp_path):
     assert files_a["micro-clip/model.safetensors"] == files_b["micro-clip/model.safetensors"]
     with pytest.raises(HarnessError):
         build_zoo(seed=0, out=str(tmp_path / "c"), reduced=True, only=["micro-nothing"])
+
+
+def test_pooled_reward_models_round_trip_and_do_not_depend_on_the_batch(reduced_zoo, tmp_path):
+    """The per-token soft-min RM: scores survive save/load (no head left randomly initialised) and a
+    response's score is the same alone as in a padded batch with a longer one."""
+    from harness.models.reward import RewardModel, load_reward_model
+
+    scenes = sample_scenes(2, "eval", 1)
+    imgs = [render(s) for s in scenes]
+    q = ["describe this image ."] * 2
+    r = ["there is a cup .", "there is a big red dog on the top left and a small blue car on the top right ."]
+    for name, images in (("micro-rm", imgs), ("micro-rm-blind", None)):
+        rm = load_reward_model(name)
+        batched = rm.score(images, q, r)
+        alone = [rm.score(images[i:i + 1] if images else None, q[i:i + 1], r[i:i + 1])[0] for i in range(2)]
+        assert batched == pytest.approx(alone, abs=1e-4), name
+        rm.model.save_pretrained(tmp_path / name)
+        rm.processor.save_pretrained(tmp_path / name)
+        again = load_reward_model(str(tmp_path / name))
+        assert isinstance(again, RewardModel)
+        assert again.score(images, q, r) == pytest.approx(batched, abs=1e-5), name
