@@ -371,15 +371,18 @@ def board_plots(world: str, entries: list[Entry]) -> dict[tuple, tuple[str, byte
 
 # ---------------------------------------------------------------- index
 
-def readme_markdown(worlds: dict[str, int], reported_worlds: list[str]) -> str:
+def readme_markdown(worlds: dict[str, int], reported_worlds: list[str], findings: dict[str, str] | None = None) -> str:
+    """The index. `findings` maps a world to a hand-written findings file beside the boards (linked, not generated)."""
+    findings = findings or {}
     lines = [GENERATED_MARK, "", "# Leaderboards", "",
              "Boards regenerated from the run records committed under `records/` — no model is run. One board per "
              "world: micro-world and real-world numbers never share a table.", "",
              f"> {MICRO_CAVEAT}", "",
-             "| world | board | data | published records |", "|---|---|---|---|"]
+             "| world | board | data | published records | findings |", "|---|---|---|---|---|"]
     for w, n in sorted(worlds.items()):
         extra = f" (+ reported rows: `{w}-reported.csv`)" if w in reported_worlds else ""
-        lines.append(f"| {w} | [{w}.md]({w}.md) | [{w}.csv]({w}.csv){extra} | {n} |")
+        note = f"[{findings[w]}]({findings[w]})" if w in findings else "–"
+        lines.append(f"| {w} | [{w}.md]({w}.md) | [{w}.csv]({w}.csv){extra} | {n} | {note} |")
     lines += ["", "## What is in a board", "",
               "- an overview: for each run, each suite's primary metric base → aligned with Δ and significance;",
               "- per suite and suite version, runs ranked by the aligned value under the metric's declared "

@@ -172,8 +172,9 @@ def regenerate(dir: str | Path | None = None) -> list[Path]:
         if reported:
             reported_worlds.append(w)
             produced[root / f"{w}-reported.csv"] = reported_csv(w, reported).encode()
+    findings = {w: f"FINDINGS-{w}.md" for w in worlds if (root / f"FINDINGS-{w}.md").is_file()}
     produced[root / "README.md"] = readme_markdown({w: len(entries.get(w, [])) for w in worlds},
-                                                   reported_worlds).encode()
+                                                   reported_worlds, findings).encode()
     written = [p for p, data in sorted(produced.items()) if _write_if_changed(p, data)]
     _remove_stale(root, set(produced))
     print(f"leaderboards: {sum(len(v) for v in entries.values())} record(s), {len(worlds)} board(s), "
