@@ -81,17 +81,23 @@ def _size(n) -> str:
     return "?"
 
 
+def _plugin_table(kind: str, title: str):
+    """Name, description (read from the plugin's source, never imported) and target of a registry kind."""
+    from rich.table import Table
+    t = Table(title=title, header_style="bold")
+    for c in ("name", "description", "plugin"):
+        t.add_column(c)
+    for name, target in sorted(registry.names(kind).items()):
+        t.add_row(name, source_description(target), target)
+    return t
+
+
 def print_listing(console=None) -> None:
     from rich.console import Console
     from rich.table import Table
     console = console or Console()
 
-    t = Table(title="methods (harness run --method NAME)", header_style="bold")
-    for c in ("name", "description", "plugin"):
-        t.add_column(c)
-    for name, target in sorted(registry.names("methods").items()):
-        t.add_row(name, source_description(target), target)
-    console.print(t)
+    console.print(_plugin_table("methods", "methods (harness run --method NAME)"))
 
     t = Table(title="suites (--suites a,b; primary metric and gated metrics with their direction)",
               header_style="bold")
@@ -102,12 +108,7 @@ def print_listing(console=None) -> None:
                   "yes" if r["judged"] else "")
     console.print(t)
 
-    t = Table(title="judges (--judge NAME, for judged suites)", header_style="bold")
-    for c in ("name", "description", "plugin"):
-        t.add_column(c)
-    for name, target in sorted(registry.names("judges").items()):
-        t.add_row(name, source_description(target), target)
-    console.print(t)
+    console.print(_plugin_table("judges", "judges (--judge NAME, for judged suites)"))
 
     models, where = zoo_rows()
     t = Table(title=f"zoo models (micro world) in {where}", header_style="bold")
