@@ -1,0 +1,35 @@
+"""benchmarks.headroom: the candidate statistics and the RM pair accuracy on hand-made cases (no model)."""
+
+from benchmarks.headroom import _clean, _rm_pair_accuracy, _stats
+from harness.world.scene import Obj, make_scene
+from harness.world.texts import describe_objects
+
+CUP = Obj("cup", "red", "big", (0, 0))
+FORK = Obj("fork", "blue", "small", (1, 1))
+PLATE = Obj("plate", "green", "small", (0, 1))     # kitchen objects; the scene below holds only cup and fork
+SCENE = make_scene("kitchen", [CUP, FORK])
+
+TRUE = describe_objects([CUP, FORK])
+HALLUCINATED = describe_objects([CUP, PLATE])                  # names an absent plate, misses the fork
+REPEATED = describe_objects([CUP, Obj("cup", "red", "big", (1, 0))])   # names the cup twice: malformed
+PARTIAL = describe_objects([CUP])
+
+
+def test_stats_count_hallucination_recall_and_well_formed():
+    s = _stats([TRUE, HALLUCINATED, REPEATED, PARTIAL], [SCENE] * 4)
+    assert s["chair_s"] == 0.25                     # only HALLUCINATED names an absent object
+    assert s["recall"] == round((2 + 1 + 1 + 1) / 8, 3)
+    assert s["well_formed"] == 0.75                 # REPEATED mentions an object twice
+    assert _clean(TRUE, SCENE) and _clean(PARTIAL, SCENE)
+    assert not _clean(HALLUCINATED, SCENE) and not _clean(REPEATED, SCENE)
+
+
+def test_rm_pair_accuracy_uses_only_informative_pairs():
+    texts = [TRUE, HALLUCINATED, REPEATED]
+    # TRUE vs HALLUCINATED: both well-formed, fewer hallucinations wins; TRUE vs REPEATED: same hallucination
+    # count (0), well-formed wins; HALLUCINATED vs REPEATED differ in both, so the pair is not used.
+    good_rm = _rm_pair_accuracy([texts], [[3.0, 1.0, 2.0]], [SCENE])
+    assert good_rm == {"fewer_hallucinated": {"accuracy": 1.0, "pairs": 1}, "well_formed": {"accuracy": 1.0, "pairs": 1}}
+    bad_rm = _rm_pair_accuracy([texts], [[0.0, 1.0, 2.0]], [SCENE])
+    assert bad_rm["fewer_hallucinated"]["accuracy"] == 0.0 and bad_rm["well_formed"]["accuracy"] == 0.0
+    assert _rm_pair_accuracy([[TRUE, TRUE]], [[1.0, 1.0]], [SCENE])["well_formed"] == {"accuracy": None, "pairs": 0}
