@@ -3,7 +3,7 @@
     python -m benchmarks.headroom [--policy micro-llava] [--images 2400] [--pairs 2000] [--out DIR]
 
 Why it exists: rm-dpo, and even the ground-truth `oracle`, left micro-CHAIR CHAIRs where it was (issue 4). This
-script separates the candidate causes in one run (~6 min on 2 CPU cores), on train-split scenes never used for
+script separates the candidate causes in one run (~10 min on 2 CPU cores), on train-split scenes never used for
 evaluation:
 
 1. Candidates: the policy's greedy description vs descriptions sampled at each temperature, and the best of K
@@ -11,12 +11,15 @@ evaluation:
    greedy output the evaluation decodes, DPO is taught to imitate something worse than the policy already does.
 2. Reward model: on pairs of the policy's own samples for one image, how often the RM prefers the one with fewer
    hallucinated objects, and the well-formed one (the pairs rm-dpo actually trains on).
-3. Learnability controls: two trainings with the rm-dpo micro preset's DPO settings (`pipelines/presets/rm-dpo/
+3. Learnability controls: three trainings with the rm-dpo micro preset's DPO settings (`pipelines/presets/rm-dpo/
    _micro.yaml`, 3 epochs), each evaluated on micro-CHAIR against the base with the paired test the board uses:
    `ideal-pairs` (chosen = a sample with no hallucinated object and well-formed, rejected = one with a hallucination
    or malformed: a perfect reward model) and `sft-truth` (SFT on the world's true descriptions: supervision no
-   preference pipeline can beat). If neither moves CHAIRs, the limit is the policy's perception, not the
-   preference data, and no method that trains the language model on this policy will pass the hallucination target.
+   preference pipeline can beat), plus `pruned-greedy` (chosen = the greedy description with its hallucinated
+   phrases cut out, rejected = the greedy description: corrections that teach "name fewer objects" — it shows the
+   recall price of lowering CHAIR by omission). If the first two do not move CHAIRs, the limit is the policy's
+   perception, not the preference data: no method that trains the language model on this policy will lower
+   hallucination without giving up recall.
 4. The vision tower's own per-quadrant class accuracy (from the zoo card): the ceiling of what any readout of the
    frozen image features can name correctly.
 """
@@ -47,6 +50,19 @@ def _stats(texts: list[str], scenes) -> dict:
 def _clean(text: str, scene) -> bool:
     from harness.world.texts import is_well_formed, mentioned_objects
     return is_well_formed(text) and not (set(mentioned_objects(text)) - scene.classes)
+
+
+def _without_hallucinated(text: str, scene) -> str | None:
+    """The description with its phrases that name an absent object removed (the world's "there is P and P ."
+    shape) — a fine-grained correction like RLHF-V's; None when nothing is left or nothing was wrong."""
+    from harness.world.texts import mentioned_objects
+    if not (text.startswith("there is ") and text.endswith(" .")):
+        return None
+    phrases = text.removeprefix("there is ").removesuffix(" .").split(" and ")
+    keep = [p for p in phrases if not (set(mentioned_objects(p)) - scene.classes)]
+    if not keep or len(keep) == len(phrases):
+        return None
+    return "there is " + " and ".join(keep) + " ."
 
 
 def _rm_pair_accuracy(samples: list[list[str]], scores: list[list[float]], scenes) -> dict:
@@ -161,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
               "rm_pair_accuracy": rm_acc, "vision_probe": vision, "controls": {}}
     if args.pairs > 0:
         temp = min(sampled)
-        ideal, truth = [], []
+        ideal, truth, pruned = [], [], []
         by_id = {}
         for i, (s, group) in enumerate(zip(scenes, sampled[temp])):
             good = [t for t in group if _clean(t, s)]
@@ -174,10 +190,15 @@ def main(argv: list[str] | None = None) -> dict:
             truth.append({**row, "chosen": texts.describe(s), "chosen_model": "ground truth"})
             if good:
                 ideal.append({**row, "chosen": max(good, key=lambda t: _stats([t], [s])["recall"])})
+            fixed = _without_hallucinated(greedy[i], s)
+            if fixed is not None:
+                pruned.append({**row, "chosen": fixed, "rejected": greedy[i], "chosen_model": "correction"})
         base_dir = out / "base"
         evaluate_checkpoint(args.policy, suites=["micro-chair"], out_dir=str(base_dir), checkpoint="base",
                             batch_size=128)
-        for name, pairs, loss in (("ideal-pairs", ideal, list(cfg.train.loss_type)), ("sft-truth", truth, ["sft"])):
+        controls = (("ideal-pairs", ideal, list(cfg.train.loss_type)), ("sft-truth", truth, ["sft"]),
+                    ("pruned-greedy", pruned, list(cfg.train.loss_type)))
+        for name, pairs, loss in controls:
             result["controls"][name] = _train_and_eval(name, pairs[:args.pairs], by_id, cfg.train, args.policy, out,
                                                        base_dir, loss)
         print("\nlearnability controls (3 epochs, rm-dpo micro preset LoRA/lr; micro-CHAIR, aligned - base, "

@@ -33,3 +33,12 @@ def test_rm_pair_accuracy_uses_only_informative_pairs():
     bad_rm = _rm_pair_accuracy([texts], [[0.0, 1.0, 2.0]], [SCENE])
     assert bad_rm["fewer_hallucinated"]["accuracy"] == 0.0 and bad_rm["well_formed"]["accuracy"] == 0.0
     assert _rm_pair_accuracy([[TRUE, TRUE]], [[1.0, 1.0]], [SCENE])["well_formed"] == {"accuracy": None, "pairs": 0}
+
+
+def test_without_hallucinated_cuts_only_wrong_phrases():
+    from benchmarks.headroom import _without_hallucinated
+    three = describe_objects([CUP, PLATE, FORK])
+    assert _without_hallucinated(three, SCENE) == TRUE
+    assert _without_hallucinated(TRUE, SCENE) is None                       # nothing wrong: no correction
+    assert _without_hallucinated(describe_objects([PLATE]), SCENE) is None  # nothing left
+    assert _without_hallucinated("yes .", SCENE) is None
