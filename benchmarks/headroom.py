@@ -33,33 +33,44 @@ import time
 from pathlib import Path
 
 
-def _stats(texts: list[str], scenes) -> dict:
-    """CHAIRs-style share of answers naming an absent object, object recall, share well-formed (the suites' rules)."""
+def _absent_named(text: str, scene) -> set[str]:
+    """Objects the text names that the scene does not hold."""
+    from harness.world.texts import mentioned_objects
+    return set(mentioned_objects(text)) - scene.classes
+
+
+def _row(text: str, scene) -> dict:
+    """A micro-CHAIR sample row, so the suite's own metrics (benchmarks.metrics) score it."""
     from harness.world.texts import is_well_formed, mentioned_objects
-    halluc = correct = total = wf = 0
-    for t, s in zip(texts, scenes):
-        named = set(mentioned_objects(t))
-        halluc += bool(named - s.classes)
-        correct += len(named & s.classes)
-        total += len(s.classes)
-        wf += is_well_formed(t)
-    n = max(1, len(texts))
-    return {"chair_s": round(halluc / n, 3), "recall": round(correct / max(1, total), 3), "well_formed": round(wf / n, 3)}
+    return {"truth": sorted(scene.classes), "mentioned": mentioned_objects(text), "prediction": text,
+            "well_formed": is_well_formed(text)}
+
+
+def _stats(texts: list[str], scenes) -> dict:
+    """CHAIRs, object recall and the well-formed share, computed by the micro-CHAIR suite's metric functions."""
+    from benchmarks import metrics
+    rows = [_row(t, s) for t, s in zip(texts, scenes)]
+    return {"chair_s": round(metrics.chair_s(rows), 3), "recall": round(metrics.object_recall(rows), 3),
+            "well_formed": round(metrics.well_formed_rate(rows), 3)}
+
+
+def _recall(text: str, scene) -> float:
+    from benchmarks import metrics
+    return metrics.object_recall([_row(text, scene)])
 
 
 def _clean(text: str, scene) -> bool:
-    from harness.world.texts import is_well_formed, mentioned_objects
-    return is_well_formed(text) and not (set(mentioned_objects(text)) - scene.classes)
+    from harness.world.texts import is_well_formed
+    return is_well_formed(text) and not _absent_named(text, scene)
 
 
 def _without_hallucinated(text: str, scene) -> str | None:
     """The description with its phrases that name an absent object removed (the world's "there is P and P ."
     shape) — a fine-grained correction like RLHF-V's; None when nothing is left or nothing was wrong."""
-    from harness.world.texts import mentioned_objects
     if not (text.startswith("there is ") and text.endswith(" .")):
         return None
     phrases = text.removeprefix("there is ").removesuffix(" .").split(" and ")
-    keep = [p for p in phrases if not (set(mentioned_objects(p)) - scene.classes)]
+    keep = [p for p in phrases if not _absent_named(p, scene)]
     if not keep or len(keep) == len(phrases):
         return None
     return "there is " + " and ".join(keep) + " ."
@@ -67,10 +78,10 @@ def _without_hallucinated(text: str, scene) -> str | None:
 
 def _rm_pair_accuracy(samples: list[list[str]], scores: list[list[float]], scenes) -> dict:
     """Same-image sample pairs: does the RM prefer fewer hallucinated objects (both well-formed) / well-formed?"""
-    from harness.world.texts import is_well_formed, mentioned_objects
+    from harness.world.texts import is_well_formed
     wins = {"fewer_hallucinated": [0, 0], "well_formed": [0, 0]}
     for texts, rs, scene in zip(samples, scores, scenes):
-        info = [(len(set(mentioned_objects(t)) - scene.classes), is_well_formed(t), r) for t, r in zip(texts, rs)]
+        info = [(len(_absent_named(t, scene)), is_well_formed(t), r) for t, r in zip(texts, rs)]
         for i in range(len(info)):
             for j in range(i + 1, len(info)):
                 (ha, wa, ra), (hb, wb, rb) = info[i], info[j]
@@ -153,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         flat_scores = rm.score([im for im in images for _ in range(args.samples)], [question] * len(flat), flat,
                                batch_size=128)
         scores = [flat_scores[i * args.samples:(i + 1) * args.samples] for i in range(len(scenes))]
-        best_gt = [max(g, key=lambda t: (_clean(t, s), _stats([t], [s])["recall"])) for g, s in zip(per_image, scenes)]
+        best_gt = [max(g, key=lambda t: (_clean(t, s), _recall(t, s))) for g, s in zip(per_image, scenes)]
         # rm-dpo's own selection rule and preset options (chosen = best well-formed, rejected = worst, ties dropped)
         kept = [(select_pair(cfg.synth.select, [{"text": t, "model": "policy"} for t in g], r, "micro")[0], s)
                 for g, r, s in zip(per_image, scores, scenes)]
@@ -189,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
             by_id[i] = images[i]
             truth.append({**row, "chosen": texts.describe(s), "chosen_model": "ground truth"})
             if good:
-                ideal.append({**row, "chosen": max(good, key=lambda t: _stats([t], [s])["recall"])})
+                ideal.append({**row, "chosen": max(good, key=lambda t: _recall(t, s))})
             fixed = _without_hallucinated(greedy[i], s)
             if fixed is not None:
                 pruned.append({**row, "chosen": fixed, "rejected": greedy[i], "chosen_model": "correction"})
