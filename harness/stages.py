@@ -63,6 +63,17 @@ class StageResult:
         return self.meta.get("output")
 
 
+def _pid_alive(pid: str) -> bool:
+    """Whether process `pid` (a string from a scratch directory's name) still runs on this machine."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Stages:
     """Stage directories under `root`; `stages.run(name, inputs, fn)` computes or reuses one."""
 
@@ -95,9 +106,13 @@ class Stages:
             return hit
         key = self.key(name, inputs)
         final = self.root / f"{name}-{key}"
-        tmp = self.root / f".{name}-{key}.tmp"
-        if tmp.exists():               # a killed earlier attempt: never trust it
-            shutil.rmtree(tmp)
+        # One scratch directory per process: two runs sharing a cache (the base-model evaluation is shared by
+        # every run of the same base) may compute the same stage at once; neither may delete the other's work.
+        tmp = self.root / f".{name}-{key}.{os.getpid()}.tmp"
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(f".{name}-{key}.*.tmp"):   # killed earlier attempts: never trust them
+            if stale == tmp or not _pid_alive(stale.name.rsplit(".", 2)[-2]):
+                shutil.rmtree(stale, ignore_errors=True)
         if final.exists():             # a directory without DONE (should not happen): redo it
             shutil.rmtree(final)
         tmp.mkdir(parents=True)
@@ -110,7 +125,15 @@ class Stages:
         meta = {"name": name, "key": key, "inputs": inputs, "seconds": round(time.perf_counter() - t0, 3),
                 "output": output}
         write_json(tmp / DONE, meta)   # written last: its presence means the stage is complete
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            # another process finished the same stage first: same inputs, same result; keep theirs
+            hit = self.lookup(name, inputs)
+            if hit is None:
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            return hit
         return StageResult(name, key, final, meta, cached=False)
 
     def sub(self, name: str) -> "Stages":

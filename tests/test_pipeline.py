@@ -115,6 +115,36 @@ def test_stage_is_atomic_and_cached(tmp_path):
     assert st.run("s", {"a": 2}, ok).path != r1.path and calls == [1, 1]   # other inputs, other stage
 
 
+def test_concurrent_runs_of_one_stage_share_the_first_result(tmp_path):
+    """Two runs sharing a cache computing the same stage at once (measured: two `harness run`s evaluating the same
+    base model crashed with 'Directory not empty'): the second to finish keeps the first's result."""
+    from harness.stages import Stages
+    a, b = Stages(tmp_path), Stages(tmp_path)
+
+    def inner(d):
+        (d / "out.txt").write_text("first")
+        return {"who": "first"}
+
+    def outer(d):
+        (d / "out.txt").write_text("second")
+        b.run("s", {"a": 1}, inner)             # the other process finishes while this one still computes
+        return {"who": "second"}
+    r = a.run("s", {"a": 1}, outer)
+    assert r.output == {"who": "first"} and (r.path / "out.txt").read_text() == "first"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_stale_scratch_of_a_dead_process_is_removed(tmp_path):
+    from harness.stages import Stages
+    st = Stages(tmp_path)
+    key = st.key("s", {"a": 1})
+    stale = tmp_path / f".s-{key}.999999999.tmp"         # no such pid
+    stale.mkdir(parents=True)
+    (stale / "half.txt").write_text("half")
+    st.run("s", {"a": 1}, lambda d: {"n": 1})
+    assert not stale.exists()
+
+
 # ---------------------------------------------------------------- adapters of two rounds -> one adapter
 
 def test_concatenated_adapter_equals_sequential_merge(tmp_path):
