@@ -136,6 +136,22 @@ def test_build_is_deterministic_given_the_seed(tmp_path):
         build_zoo(seed=0, out=str(tmp_path / "c"), reduced=True, only=["micro-nothing"])
 
 
+def test_rebuilding_only_the_reward_model_reproduces_it(reduced_zoo, tmp_path, monkeypatch):
+    """`harness zoo build --only micro-rm` into a built zoo: the same bytes as the full build, the blind twin left
+    alone, and no vision tower trained (the RM starts from the saved policy)."""
+    import shutil
+
+    from harness.zoo import build as B
+    copy = tmp_path / "zoo"
+    shutil.copytree(reduced_zoo, copy)
+    blind = (copy / "micro-rm-blind" / "model.safetensors").stat().st_mtime_ns
+    monkeypatch.setattr(B.Builder, "vision", lambda self: pytest.fail("vision tower trained for an RM-only rebuild"))
+    B.build_zoo(seed=0, out=str(copy), reduced=True, only=["micro-rm"])
+    rm = "micro-rm/model.safetensors"
+    assert (copy / rm).read_bytes() == (reduced_zoo / rm).read_bytes()
+    assert (copy / "micro-rm-blind" / "model.safetensors").stat().st_mtime_ns == blind
+
+
 def test_pooled_reward_models_round_trip_and_do_not_depend_on_the_batch(reduced_zoo, tmp_path):
     """The per-token soft-min RM: scores survive save/load (no head left randomly initialised) and a
     response's score is the same alone as in a padded batch with a longer one."""
