@@ -1,4 +1,8 @@
-"""benchmarks.headroom: the candidate statistics and the RM pair accuracy on hand-made cases (no model)."""
+"""benchmarks.headroom and benchmarks.hallucination_kinds on hand-made cases (no model)."""
+
+import json
+
+import pytest
 
 from benchmarks.headroom import _clean, _rm_pair_accuracy, _stats
 from harness.world.scene import Obj, make_scene
@@ -42,3 +46,20 @@ def test_without_hallucinated_cuts_only_wrong_phrases():
     assert _without_hallucinated(TRUE, SCENE) is None                       # nothing wrong: no correction
     assert _without_hallucinated(describe_objects([PLATE]), SCENE) is None  # nothing left
     assert _without_hallucinated("yes .", SCENE) is None
+
+
+def test_hallucination_kinds_split_descriptions_by_cause(tmp_path):
+    from benchmarks.hallucination_kinds import kinds, main
+    rows = [{"mentioned": ["cup", "fork", "dog"], "truth": ["cup", "fork"]},      # extra slot (dog invented)
+            {"mentioned": ["cup", "dog"], "truth": ["cup", "fork"]},              # fork misread as dog
+            {"mentioned": ["cup"], "truth": ["cup", "fork"]},                     # fork left out
+            {"mentioned": ["cup", "fork"], "truth": ["cup", "fork"]}]             # right
+    k = kinds(rows)
+    assert (k["extra_slot"], k["substitution"], k["short"]) == (1, 1, 1)
+    assert (k["mentions"], k["absent_mentions"], k["absent_share"]) == (8, 2, 0.25)
+    d = tmp_path / "run" / "samples" / "base"
+    d.mkdir(parents=True)
+    (d / "micro-amber.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert main([str(tmp_path / "run")]) == 0
+    with pytest.raises(SystemExit, match="no samples"):
+        main([str(tmp_path / "nothing")])

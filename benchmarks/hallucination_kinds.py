@@ -1,0 +1,72 @@
+"""Where do a run's description hallucinations come from? A diagnostic over saved samples, no model runs.
+
+    python -m benchmarks.hallucination_kinds RUN_DIR [RUN_DIR ...] [--suite micro-amber]
+
+For each checkpoint (base, aligned) of each run it reads `samples/<checkpoint>/<suite>.jsonl` (the per-item rows
+every evaluation writes: `mentioned` objects, ground-truth `truth` objects) and splits the descriptions into:
+
+- extra-slot: names more objects than the scene holds (the language prior inventing a co-occurring object: what
+  the micro policy's noisy captions teach, DESIGN §3);
+- substitution: names at most as many objects as the scene holds, at least one of them absent (a present object
+  misread as another);
+- short: names fewer objects than the scene holds (what an alignment that teaches omission produces).
+
+Why it exists: object-level CHAIR (AMBER CHAIR = absent mentions / all mentions) only falls when the absent
+mentions fall faster than the mentions do. An alignment that removes extra-slot objects but also drops true ones
+and leaves substitutions alone lowers sentence-level CHAIRs and Hal and leaves AMBER CHAIR where it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def kinds(rows: list[dict]) -> dict:
+    """rows: sample rows with `mentioned` and `truth` object lists (generative items only)."""
+    mentions = absent = extra = subst = short = 0
+    for r in rows:
+        named, truth = r["mentioned"], set(r["truth"])
+        n_absent = sum(m not in truth for m in named)
+        mentions += len(named)
+        absent += n_absent
+        extra += len(named) > len(truth)
+        subst += len(named) <= len(truth) and n_absent > 0
+        short += len(named) < len(truth)
+    return {"descriptions": len(rows), "mentions": mentions, "absent_mentions": absent,
+            "absent_share": round(absent / mentions, 4) if mentions else None,
+            "extra_slot": extra, "substitution": subst, "short": short}
+
+
+def run_kinds(run_dir: Path, suite: str) -> dict:
+    out = {}
+    for side in ("base", "aligned"):
+        path = run_dir / "samples" / side / f"{suite}.jsonl"
+        if path.is_file():
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            out[side] = kinds([r for r in rows if "mentioned" in r and "truth" in r])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--suite", default="micro-amber", help="a suite whose samples name objects (micro-amber, micro-chair)")
+    args = ap.parse_args(argv)
+    from tabulate import tabulate
+    table = []
+    for run in args.runs:
+        found = run_kinds(run, args.suite)
+        if not found:
+            raise SystemExit(f"error: no samples/<checkpoint>/{args.suite}.jsonl under {run}")
+        for side, k in found.items():
+            table.append([run.name, side, k["descriptions"], k["mentions"], k["absent_mentions"],
+                          f"{100 * (k['absent_share'] or 0):.1f}", k["extra_slot"], k["substitution"], k["short"]])
+    print(tabulate(table, headers=["run", "checkpoint", "descriptions", "mentions", "absent", "absent %",
+                                   "extra-slot", "substitution", "short"], tablefmt="github"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
