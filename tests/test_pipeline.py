@@ -60,6 +60,22 @@ def test_select_pairs_counts_and_clear_failures():
         select_pairs(SelectConfig(), empty, "micro", 1)
 
 
+def test_keep_largest_margin_keeps_the_widest_gaps_in_prompt_order():
+    from pipelines.synth.select import SelectConfig, select_pairs
+    ok = "there is a red cup on the top left ."
+    gaps = [0.5, 3.0, 1.0, 3.0, 2.0]
+    items = [{"id": i, "question": "describe this image .", "responses": _resp(ok, "there is a cup ."),
+              "scores": [g, 0.0]} for i, g in enumerate(gaps)]
+    first, _ = select_pairs(SelectConfig(), items, "micro", 3)
+    assert [p["id"] for p in first] == [0, 1, 2]
+    widest, stats = select_pairs(SelectConfig(keep_largest_margin=True), items, "micro", 3)
+    assert [p["id"] for p in widest] == [1, 3, 4]          # gaps 3, 3, 2; prompt order kept
+    assert stats["reasons"] == {"kept": 5, "smaller margin than the kept pairs": 2}
+    # fewer pairs than asked still fails clearly, whatever the rule
+    with pytest.raises(HarnessError, match="only 5 of the requested 6"):
+        select_pairs(SelectConfig(keep_largest_margin=True), items, "micro", 6)
+
+
 def test_real_world_well_formed_check():
     from pipelines.synth.select import well_formed
     assert well_formed("A red cup sits on a table.", "real")

@@ -4,7 +4,9 @@ Paper rule: chosen = the highest-scoring response, rejected = the lowest; no mar
 Options here: `min_margin` (drop pairs whose score gap is smaller), `drop_ties` (drop equal scores or
 identical texts), `length_control` (pick the rejected answer only among responses whose length is within
 that relative difference of the chosen one, so DPO cannot learn "shorter/longer wins": the paper's rejected
-answers were ~40–45 % "easy" fragments). Always: the chosen answer must be well-formed (FACTS §5: a scorer
+answers were ~40–45 % "easy" fragments), `keep_largest_margin` (with more prompts than pairs (prompts.oversample),
+keep the n pairs with the largest reward gap instead of the first n: a threshold in the scorer's own units that
+needs no scale, so it means the same for the RM, CLIP, random or ground-truth scores). Always: the chosen answer must be well-formed (FACTS §5: a scorer
 that never sees repetition teaches the policy to repeat).
 """
 
@@ -24,6 +26,7 @@ class SelectConfig:
     drop_ties: bool = True
     length_control: float = 0.0        # 0 = off; else max |len_c - len_r| / max(len_c, len_r)
     require_well_formed: bool = True
+    keep_largest_margin: bool = False  # else the first n pairs in prompt order
 
 
 def n_tokens(text: str) -> int:
@@ -87,5 +90,11 @@ def select_pairs(cfg: SelectConfig, items: list[dict], world: str, n_pairs: int 
         raise HarnessError(f"only {len(pairs)} of the requested {n_pairs} pairs survived selection from "
                            f"{len(items)} prompts (dropped: {', '.join(f'{k}={v}' for k, v in sorted(reasons.items()) if k != 'kept') or 'none'}); "
                            "raise prompts.oversample or relax select.* options")
+    if n_pairs is not None and cfg.keep_largest_margin and len(pairs) > n_pairs:
+        # a stable sort: equal gaps keep prompt order, so the kept set is deterministic
+        keep = sorted(range(len(pairs)), key=lambda i: -(pairs[i]["chosen_score"] - pairs[i]["rejected_score"]))
+        kept = sorted(keep[:n_pairs])
+        reasons["smaller margin than the kept pairs"] = len(pairs) - n_pairs
+        pairs = [pairs[i] for i in kept]
     return (pairs[:n_pairs] if n_pairs is not None else pairs), {"reasons": reasons, "empty_responses": empty,
                                                                  "responses": total}
