@@ -16,7 +16,7 @@ from tabulate import tabulate
 
 from harness.config import size_label
 from harness.errors import HarnessError
-from harness.record import Comparison, MetricValue, RunRecord
+from harness.record import Comparison, MetricValue, RunRecord, short_commit
 from harness.suite import arrow
 from harness.tables import (MICRO_CAVEAT, decimals_for, fmt, fmt_ci, fmt_p, is_num, only_checkpoint,
                             significance)
@@ -249,7 +249,7 @@ def _column_section(world: str, col: Column, entries: list[Entry], per_entry: di
                      fmt_p(comp.p_value) if comp else "–",
                      significance(comp, b.value if b else None, a.value if a else None) if comp else "–",
                      str((a or b).n), fails, (e.record.created or "")[:10] or "–",
-                     (e.record.git_commit or "")[:8] or "–", f"`{command_of(e.record)}`"])
+                     short_commit(e.record.git_commit) or "–", f"`{command_of(e.record)}`"])
     out += [tabulate(rows, headers=head, tablefmt="github", disable_numparse=True), ""]
     return out
 

@@ -115,13 +115,31 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+# What a result depends on: code, presets, suites and the zoo weights (edits to README or leaderboards do not count).
+CODE_PATHS = ("harness", "pipelines", "benchmarks")
+
+
 def git_commit(cwd: str | Path | None = None) -> str | None:
+    """HEAD's sha, with "-dirty" appended when tracked code under CODE_PATHS differs from it: a record made from
+    uncommitted code must not claim a commit it cannot be reproduced from."""
     cwd = cwd or Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None if out.returncode == 0 else None
+        sha = out.stdout.strip() if out.returncode == 0 else ""
+        if not sha:
+            return None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+                                cwd=cwd, capture_output=True, text=True, timeout=10)
+        return sha + "-dirty" if status.returncode == 0 and status.stdout.strip() else sha
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def short_commit(commit: str | None, n: int = 8) -> str:
+    """The first n hex digits, keeping a "-dirty" mark visible."""
+    if not commit:
+        return ""
+    return commit[:n] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
 def machine_description() -> str:

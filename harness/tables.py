@@ -9,7 +9,7 @@ from typing import Iterable
 
 from tabulate import tabulate
 
-from harness.record import Comparison, MetricValue, RunRecord, SuiteResult
+from harness.record import Comparison, MetricValue, RunRecord, SuiteResult, short_commit
 from harness.suite import arrow, signed_gain
 
 HEADERS_RUN = ["suite", "metric", "base [95% CI]", "aligned [95% CI]", "delta [95% CI]", "p", "sig.", "n",
@@ -115,7 +115,7 @@ def record_title(record: RunRecord) -> str:
 
 
 def provenance(record: RunRecord) -> str:
-    bits = [f"created {record.created or '?'}", f"commit {(record.git_commit or '?')[:10]}"]
+    bits = [f"created {record.created or '?'}", f"commit {short_commit(record.git_commit, 10) or '?'}"]
     if record.config_hash:
         bits.append(f"config {record.config_hash}")
     return ", ".join(bits)

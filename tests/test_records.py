@@ -187,3 +187,24 @@ def test_tables_are_pure_python():
 
 def test_suite_objects_used_here_are_suites():
     assert isinstance(TOY_POPE, Suite) and TOY_POPE.metric("accuracy").test == "mcnemar"
+
+
+def test_git_commit_marks_uncommitted_code_dirty(tmp_path):
+    import subprocess
+
+    from harness.record import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "harness").mkdir()
+    (tmp_path / "harness" / "m.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("r\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    sha = git_commit(tmp_path)
+    assert sha and len(sha) == 40
+    (tmp_path / "README.md").write_text("edited\n")             # docs do not change a result
+    assert git_commit(tmp_path) == sha
+    (tmp_path / "harness" / "m.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == sha + "-dirty"
