@@ -109,7 +109,6 @@ class Stages:
         # One scratch directory per process: two runs sharing a cache (the base-model evaluation is shared by
         # every run of the same base) may compute the same stage at once; neither may delete the other's work.
         tmp = self.root / f".{name}-{key}.{os.getpid()}.tmp"
-        self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(f".{name}-{key}.*.tmp"):   # killed earlier attempts: never trust them
             if stale == tmp or not _pid_alive(stale.name.rsplit(".", 2)[-2]):
                 shutil.rmtree(stale, ignore_errors=True)

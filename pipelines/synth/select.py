@@ -5,9 +5,9 @@ Options here: `min_margin` (drop pairs whose score gap is smaller), `drop_ties` 
 identical texts), `length_control` (pick the rejected answer only among responses whose length is within
 that relative difference of the chosen one, so DPO cannot learn "shorter/longer wins": the paper's rejected
 answers were ~40–45 % "easy" fragments), `keep_largest_margin` (with more prompts than pairs (prompts.oversample),
-keep the n pairs with the largest reward gap instead of the first n: a threshold in the scorer's own units that
-needs no scale, so it means the same for the RM, CLIP, random or ground-truth scores). Always: the chosen answer must be well-formed (FACTS §5: a scorer
-that never sees repetition teaches the policy to repeat).
+keep the n pairs with the largest reward gap instead of the first n: a threshold that needs no scale, so it
+means the same for the RM, CLIP, random or ground-truth scores). Always: the chosen answer must be well-formed
+(FACTS §5: a scorer that never sees repetition teaches the policy to repeat).
 """
 
 from __future__ import annotations
