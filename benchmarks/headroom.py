@@ -77,22 +77,29 @@ def _without_hallucinated(text: str, scene) -> str | None:
 
 
 def _rm_pair_accuracy(samples: list[list[str]], scores: list[list[float]], scenes) -> dict:
-    """Same-image sample pairs: does the RM prefer fewer hallucinated objects (both well-formed) / well-formed?"""
-    from harness.world.texts import is_well_formed
-    wins = {"fewer_hallucinated": [0, 0], "well_formed": [0, 0]}
+    """Same-image sample pairs: does the RM prefer fewer hallucinated objects (both well-formed) / well-formed?
+
+    The hallucination pairs are also split by whether both answers name as many objects (the difference is a
+    misreading of an object that is there) or not (an invented extra object, or one left out)."""
+    from harness.world.texts import is_well_formed, mentioned_objects
+    wins = {"fewer_hallucinated": [0, 0], "well_formed": [0, 0],
+            "fewer_hallucinated_same_count": [0, 0], "fewer_hallucinated_other_count": [0, 0]}
     for texts, rs, scene in zip(samples, scores, scenes):
-        info = [(len(_absent_named(t, scene)), is_well_formed(t), r) for t, r in zip(texts, rs)]
+        info = [(len(_absent_named(t, scene)), is_well_formed(t), r, len(mentioned_objects(t)))
+                for t, r in zip(texts, rs)]
         for i in range(len(info)):
             for j in range(i + 1, len(info)):
-                (ha, wa, ra), (hb, wb, rb) = info[i], info[j]
+                (ha, wa, ra, na), (hb, wb, rb, nb) = info[i], info[j]
                 if wa and wb and ha != hb:
-                    key, better_a = "fewer_hallucinated", ha < hb
+                    keys, better_a = ("fewer_hallucinated", "fewer_hallucinated_" +
+                                      ("same_count" if na == nb else "other_count")), ha < hb
                 elif wa != wb and ha == hb:
-                    key, better_a = "well_formed", wa
+                    keys, better_a = ("well_formed",), wa
                 else:
                     continue
-                wins[key][0] += (ra > rb) == better_a
-                wins[key][1] += 1
+                for key in keys:
+                    wins[key][0] += (ra > rb) == better_a
+                    wins[key][1] += 1
     return {k: {"accuracy": round(w / n, 3) if n else None, "pairs": n} for k, (w, n) in wins.items()}
 
 

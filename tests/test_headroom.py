@@ -33,7 +33,14 @@ def test_rm_pair_accuracy_uses_only_informative_pairs():
     # TRUE vs HALLUCINATED: both well-formed, fewer hallucinations wins; TRUE vs REPEATED: same hallucination
     # count (0), well-formed wins; HALLUCINATED vs REPEATED differ in both, so the pair is not used.
     good_rm = _rm_pair_accuracy([texts], [[3.0, 1.0, 2.0]], [SCENE])
-    assert good_rm == {"fewer_hallucinated": {"accuracy": 1.0, "pairs": 1}, "well_formed": {"accuracy": 1.0, "pairs": 1}}
+    assert good_rm == {"fewer_hallucinated": {"accuracy": 1.0, "pairs": 1}, "well_formed": {"accuracy": 1.0, "pairs": 1},
+                       # TRUE and HALLUCINATED both name two objects: the plate is a misreading of the fork
+                       "fewer_hallucinated_same_count": {"accuracy": 1.0, "pairs": 1},
+                       "fewer_hallucinated_other_count": {"accuracy": None, "pairs": 0}}
+    three = describe_objects([CUP, PLATE, FORK])                 # an invented third object
+    other = _rm_pair_accuracy([[TRUE, three]], [[2.0, 1.0]], [SCENE])
+    assert other["fewer_hallucinated_other_count"] == {"accuracy": 1.0, "pairs": 1}
+    assert other["fewer_hallucinated_same_count"]["pairs"] == 0
     bad_rm = _rm_pair_accuracy([texts], [[0.0, 1.0, 2.0]], [SCENE])
     assert bad_rm["fewer_hallucinated"]["accuracy"] == 0.0 and bad_rm["well_formed"]["accuracy"] == 0.0
     assert _rm_pair_accuracy([[TRUE, TRUE]], [[1.0, 1.0]], [SCENE])["well_formed"] == {"accuracy": None, "pairs": 0}
