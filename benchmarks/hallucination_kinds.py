@@ -1,6 +1,6 @@
 """Where do a run's description hallucinations come from? A diagnostic over saved samples, no model runs.
 
-    python -m benchmarks.hallucination_kinds RUN_DIR [RUN_DIR ...] [--suite micro-amber]
+    python -m benchmarks.hallucination_kinds RUN_DIR [RUN_DIR ...] [--suite micro-amber] [--pairs]
 
 For each checkpoint (base, aligned) of each run it reads `samples/<checkpoint>/<suite>.jsonl` (the per-item rows
 every evaluation writes: `mentioned` objects, ground-truth `truth` objects) and splits the descriptions into:
@@ -10,6 +10,9 @@ every evaluation writes: `mentioned` objects, ground-truth `truth` objects) and 
 - substitution: names at most as many objects as the scene holds, at least one of them absent (a present object
   misread as another);
 - short: names fewer objects than the scene holds (what an alignment that teaches omission produces).
+
+With `--pairs` it reads the run's first-round preference pairs instead (`stages/synth-parts/pairs-*/pairs.jsonl`;
+micro items carry the scene they were drawn from) and splits the chosen and the rejected answers the same way.
 
 Why it exists: object-level CHAIR (AMBER CHAIR = absent mentions / all mentions) only falls when the absent
 mentions fall faster than the mentions do. An alignment that removes extra-slot objects but also drops true ones
@@ -49,21 +52,37 @@ def run_kinds(run_dir: Path, suite: str) -> dict:
     return out
 
 
+def pair_kinds(run_dir: Path) -> dict:
+    """Chosen vs rejected answers of the run's first-round pairs, against each pair's scene."""
+    from harness.world.texts import mentioned_objects
+    files = sorted((run_dir / "stages" / "synth-parts").glob("pairs-*/pairs.jsonl"))
+    if not files:
+        return {}
+    rows = [json.loads(line) for line in files[0].read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if "scene" in r]
+    return {side: kinds([{"mentioned": mentioned_objects(r[side]),
+                          "truth": sorted({o["cls"] for o in r["scene"]["objects"]})} for r in rows])
+            for side in ("chosen", "rejected")} if rows else {}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--suite", default="micro-amber", help="a suite whose samples name objects (micro-amber, micro-chair)")
+    ap.add_argument("--pairs", action="store_true", help="the run's preference pairs (chosen / rejected), not its samples")
     args = ap.parse_args(argv)
     from tabulate import tabulate
     table = []
     for run in args.runs:
-        found = run_kinds(run, args.suite)
+        found = pair_kinds(run) if args.pairs else run_kinds(run, args.suite)
         if not found:
-            raise SystemExit(f"error: no samples/<checkpoint>/{args.suite}.jsonl under {run}")
+            what = "stages/synth-parts/pairs-*/pairs.jsonl with scenes" if args.pairs else \
+                f"samples/<checkpoint>/{args.suite}.jsonl"
+            raise SystemExit(f"error: no {what} under {run}")
         for side, k in found.items():
             table.append([run.name, side, k["descriptions"], k["mentions"], k["absent_mentions"],
                           f"{100 * (k['absent_share'] or 0):.1f}", k["extra_slot"], k["substitution"], k["short"]])
-    print(tabulate(table, headers=["run", "checkpoint", "descriptions", "mentions", "absent", "absent %",
+    print(tabulate(table, headers=["run", "answers" if args.pairs else "checkpoint", "descriptions", "mentions", "absent", "absent %",
                                    "extra-slot", "substitution", "short"], tablefmt="github"))
     return 0
 

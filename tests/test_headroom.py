@@ -70,3 +70,19 @@ def test_hallucination_kinds_split_descriptions_by_cause(tmp_path):
     assert main([str(tmp_path / "run")]) == 0
     with pytest.raises(SystemExit, match="no samples"):
         main([str(tmp_path / "nothing")])
+
+
+def test_hallucination_kinds_of_preference_pairs(tmp_path):
+    from benchmarks.hallucination_kinds import main, pair_kinds
+    scene = {"theme": "kitchen", "objects": [{"cls": "cup"}, {"cls": "fork"}]}
+    d = tmp_path / "run" / "stages" / "synth-parts" / "pairs-abc"
+    d.mkdir(parents=True)
+    rows = [{"scene": scene, "chosen": TRUE, "rejected": describe_objects([CUP, PLATE, FORK])},
+            {"scene": scene, "chosen": HALLUCINATED, "rejected": PARTIAL}]
+    (d / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    k = pair_kinds(tmp_path / "run")
+    assert (k["chosen"]["substitution"], k["chosen"]["extra_slot"]) == (1, 0)
+    assert (k["rejected"]["extra_slot"], k["rejected"]["short"], k["rejected"]["substitution"]) == (1, 1, 0)
+    assert main(["--pairs", str(tmp_path / "run")]) == 0
+    with pytest.raises(SystemExit, match="pairs"):
+        main(["--pairs", str(tmp_path / "nothing")])
