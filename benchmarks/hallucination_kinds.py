@@ -22,12 +22,15 @@ and leaves substitutions alone lowers sentence-level CHAIRs and Hal and leaves A
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from harness.io import read_jsonl
 
 
 def kinds(rows: list[dict]) -> dict:
-    """rows: sample rows with `mentioned` and `truth` object lists (generative items only)."""
+    """rows: sample rows with `mentioned` and `truth` object lists (generative items only). The absent share is
+    the suites' own object-level CHAIR (benchmarks.metrics.chair_i; x 100 = AMBER CHAIR)."""
+    from benchmarks import metrics
     mentions = absent = extra = subst = short = 0
     for r in rows:
         named, truth = r["mentioned"], set(r["truth"])
@@ -38,17 +41,17 @@ def kinds(rows: list[dict]) -> dict:
         subst += len(named) <= len(truth) and n_absent > 0
         short += len(named) < len(truth)
     return {"descriptions": len(rows), "mentions": mentions, "absent_mentions": absent,
-            "absent_share": round(absent / mentions, 4) if mentions else None,
+            "absent_share": round(metrics.chair_i(rows), 4) if mentions else None,
             "extra_slot": extra, "substitution": subst, "short": short}
 
 
 def run_kinds(run_dir: Path, suite: str) -> dict:
+    from harness.evaluate import samples_path
     out = {}
     for side in ("base", "aligned"):
-        path = run_dir / "samples" / side / f"{suite}.jsonl"
+        path = samples_path(run_dir, side, suite)
         if path.is_file():
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            out[side] = kinds([r for r in rows if "mentioned" in r and "truth" in r])
+            out[side] = kinds([r for r in read_jsonl(path) if "mentioned" in r and "truth" in r])
     return out
 
 
@@ -58,8 +61,7 @@ def pair_kinds(run_dir: Path) -> dict:
     files = sorted((run_dir / "stages" / "synth-parts").glob("pairs-*/pairs.jsonl"))
     if not files:
         return {}
-    rows = [json.loads(line) for line in files[0].read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [r for r in rows if "scene" in r]
+    rows = [r for r in read_jsonl(files[0]) if "scene" in r]
     return {side: kinds([{"mentioned": mentioned_objects(r[side]),
                           "truth": sorted({o["cls"] for o in r["scene"]["objects"]})} for r in rows])
             for side in ("chosen", "rejected")} if rows else {}
