@@ -11,6 +11,11 @@ every evaluation writes: `mentioned` objects, ground-truth `truth` objects) and 
   misread as another);
 - short: names fewer objects than the scene holds (what an alignment that teaches omission produces).
 
+It also counts `repeated` mentions: a class named again in the same description. A micro scene holds each class at
+most once (harness.world.scene.sample_scene draws classes without replacement), so a repeat is a misreading too, one
+that CHAIR cannot see because the repeated class is present. `misread` = absent mentions in non-extra-slot
+descriptions + repeated mentions: how many objects the checkpoint read wrong, whichever way it wrote them down.
+
 With `--pairs` it reads the run's first-round preference pairs instead (`stages/synth-parts/pairs-*/pairs.jsonl`;
 micro items carry the scene they were drawn from) and splits the chosen and the rejected answers the same way.
 
@@ -31,18 +36,21 @@ def kinds(rows: list[dict]) -> dict:
     """rows: sample rows with `mentioned` and `truth` object lists (generative items only). The absent share is
     the suites' own object-level CHAIR (benchmarks.metrics.chair_i; x 100 = AMBER CHAIR)."""
     from benchmarks import metrics
-    mentions = absent = extra = subst = short = 0
+    mentions = absent = extra = subst = short = repeated = misread = 0
     for r in rows:
         named, truth = r["mentioned"], set(r["truth"])
         n_absent = sum(m not in truth for m in named)
+        n_repeated = len(named) - len(set(named))
         mentions += len(named)
         absent += n_absent
+        repeated += n_repeated
         extra += len(named) > len(truth)
         subst += len(named) <= len(truth) and n_absent > 0
         short += len(named) < len(truth)
+        misread += n_repeated + (n_absent if len(named) <= len(truth) else 0)
     return {"descriptions": len(rows), "mentions": mentions, "absent_mentions": absent,
             "absent_share": round(metrics.chair_i(rows), 4) if mentions else None,
-            "extra_slot": extra, "substitution": subst, "short": short}
+            "extra_slot": extra, "substitution": subst, "short": short, "repeated": repeated, "misread": misread}
 
 
 def run_kinds(run_dir: Path, suite: str) -> dict:
@@ -83,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: no {what} under {run}")
         for side, k in found.items():
             table.append([run.name, side, k["descriptions"], k["mentions"], k["absent_mentions"],
-                          f"{100 * (k['absent_share'] or 0):.1f}", k["extra_slot"], k["substitution"], k["short"]])
+                          f"{100 * (k['absent_share'] or 0):.1f}", k["extra_slot"], k["substitution"], k["short"],
+                          k["repeated"], k["misread"]])
     print(tabulate(table, headers=["run", "answers" if args.pairs else "checkpoint", "descriptions", "mentions", "absent", "absent %",
-                                   "extra-slot", "substitution", "short"], tablefmt="github"))
+                                   "extra-slot", "substitution", "short", "repeated", "misread"], tablefmt="github"))
     return 0
 
 

@@ -60,10 +60,13 @@ def test_hallucination_kinds_split_descriptions_by_cause(tmp_path):
     rows = [{"mentioned": ["cup", "fork", "dog"], "truth": ["cup", "fork"]},      # extra slot (dog invented)
             {"mentioned": ["cup", "dog"], "truth": ["cup", "fork"]},              # fork misread as dog
             {"mentioned": ["cup"], "truth": ["cup", "fork"]},                     # fork left out
-            {"mentioned": ["cup", "fork"], "truth": ["cup", "fork"]}]             # right
+            {"mentioned": ["cup", "fork"], "truth": ["cup", "fork"]},             # right
+            {"mentioned": ["cup", "cup"], "truth": ["cup", "fork"]}]              # fork misread as a second cup
     k = kinds(rows)
     assert (k["extra_slot"], k["substitution"], k["short"]) == (1, 1, 1)
-    assert (k["mentions"], k["absent_mentions"], k["absent_share"]) == (8, 2, 0.25)
+    assert (k["mentions"], k["absent_mentions"], k["absent_share"]) == (10, 2, 0.2)
+    # the dog in the extra slot is invented, not misread: misread = the dog read for the fork + the second cup
+    assert (k["repeated"], k["misread"]) == (1, 2)
     d = tmp_path / "run" / "samples" / "base"
     d.mkdir(parents=True)
     (d / "micro-amber.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
