@@ -31,7 +31,13 @@ class BuildPlan:
     # the true descriptions: CHAIRs -0.024, n.s.; `python -m benchmarks.headroom`). At 4800: 95 % (~2 min more).
     vision_steps: int = 4800
     clip_steps: int = 250
-    policy_steps: int = 900
+    # 2700, not 900: at 900 steps the policy read a quadrant's class far worse than the tower encodes it (probe 95 %;
+    # on micro-AMBER it misread 121 objects, 60 of them as a second copy of a class it had already named), so
+    # its hallucinations were misreadings that no preference pair fixed: every method traded repeated objects (not
+    # well-formed) for absent ones (AMBER CHAIR) and back (`python -m benchmarks.hallucination_kinds`). At 2700:
+    # 82 misreadings (12 repeats), well-formed 0.71 -> 0.95, and what is left is mostly the caption prior's
+    # invented objects, which rm-dpo removes (AMBER CHAIR -4.9 / -5.0 at 2k, seeds 0 / 1). ~5 min more.
+    policy_steps: int = 2700
     responder_steps: int = 600
     batch: int = 64
     # 1500 scenes, 3 policy samples each, 1200 steps, not 500 / 1 / 300: trained on more of the policy's own
