@@ -1,6 +1,6 @@
 """Where do a run's description hallucinations come from? A diagnostic over saved samples, no model runs.
 
-    python -m benchmarks.hallucination_kinds RUN_DIR [RUN_DIR ...] [--suite micro-amber] [--pairs]
+    python -m benchmarks.hallucination_kinds RUN_DIR [RUN_DIR ...] [--suite micro-amber] [--pairs | --degenerate]
 
 For each checkpoint (base, aligned) of each run it reads `samples/<checkpoint>/<suite>.jsonl` (the per-item rows
 every evaluation writes: `mentioned` objects, ground-truth `truth` objects) and splits the descriptions into:
@@ -18,6 +18,11 @@ descriptions + repeated mentions: how many objects the checkpoint read wrong, wh
 
 With `--pairs` it reads the run's first-round preference pairs instead (`stages/synth-parts/pairs-*/pairs.jsonl`;
 micro items carry the scene they were drawn from) and splits the chosen and the rejected answers the same way.
+
+With `--degenerate` it reads every suite's answers instead and counts the ways an answer breaks rather than errs
+(FACTS §5: a prototype degenerated on 26 % of its outputs): empty; a loop (a token three times in a row);
+unterminated (no final "."; generation ran out of tokens); truncated (the last word before the "." is a
+function word, as in "on the .", an answer cut short where the content should be).
 
 Why it exists: object-level CHAIR (AMBER CHAIR = absent mentions / all mentions) only falls when the absent
 mentions fall faster than the mentions do. An alignment that removes extra-slot objects but also drops true ones
@@ -53,6 +58,37 @@ def kinds(rows: list[dict]) -> dict:
             "extra_slot": extra, "substitution": subst, "short": short, "repeated": repeated, "misread": misread}
 
 
+# Words an answer cannot end on: "on the .", "there is a ." are answers cut off before their content.
+FUNCTION_WORDS = frozenset({"a", "an", "the", "on", "of", "in", "with", "and", "to", "is", "there"})
+
+
+def degeneration(texts: list[str]) -> dict:
+    """Counts of broken answers; each answer counts once, under the first of these that fits."""
+    from harness.world.texts import tokenize
+    out = {"answers": len(texts), "empty": 0, "loop": 0, "unterminated": 0, "truncated": 0}
+    for t in texts:
+        toks = tokenize(t or "")
+        if not toks:
+            out["empty"] += 1
+        elif any(toks[i] == toks[i + 1] == toks[i + 2] for i in range(len(toks) - 2)):
+            out["loop"] += 1
+        elif toks[-1] not in (".", "?"):
+            out["unterminated"] += 1
+        elif len(toks) >= 2 and toks[-2] in FUNCTION_WORDS:
+            out["truncated"] += 1
+    return out
+
+
+def run_degeneration(run_dir: Path) -> dict:
+    """{checkpoint: {suite: degeneration counts}} over every saved samples/<checkpoint>/<suite>.jsonl."""
+    out = {}
+    for side in ("base", "aligned"):
+        files = sorted((run_dir / "samples" / side).glob("*.jsonl"))
+        if files:
+            out[side] = {f.stem: degeneration([r.get("prediction") or "" for r in read_jsonl(f)]) for f in files}
+    return out
+
+
 def run_kinds(run_dir: Path, suite: str) -> dict:
     from harness.evaluate import samples_path
     out = {}
@@ -79,9 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--suite", default="micro-amber", help="a suite whose samples name objects (micro-amber, micro-chair)")
-    ap.add_argument("--pairs", action="store_true", help="the run's preference pairs (chosen / rejected), not its samples")
+    what = ap.add_mutually_exclusive_group()
+    what.add_argument("--pairs", action="store_true", help="the run's preference pairs (chosen / rejected), not its samples")
+    what.add_argument("--degenerate", action="store_true", help="broken answers (empty, loop, cut off) in every suite")
     args = ap.parse_args(argv)
     from tabulate import tabulate
+    if args.degenerate:
+        return _print_degeneration(args.runs, tabulate)
     table = []
     for run in args.runs:
         found = pair_kinds(run) if args.pairs else run_kinds(run, args.suite)
@@ -95,6 +135,20 @@ def main(argv: list[str] | None = None) -> int:
                           k["repeated"], k["misread"]])
     print(tabulate(table, headers=["run", "answers" if args.pairs else "checkpoint", "descriptions", "mentions", "absent", "absent %",
                                    "extra-slot", "substitution", "short", "repeated", "misread"], tablefmt="github"))
+    return 0
+
+
+def _print_degeneration(runs: list[Path], tabulate) -> int:
+    keys = ("answers", "empty", "loop", "unterminated", "truncated")
+    table = []
+    for run in runs:
+        found = run_degeneration(run)
+        if not found:
+            raise SystemExit(f"error: no samples/<checkpoint>/*.jsonl under {run}")
+        for side, by_suite in found.items():
+            for suite, d in by_suite.items():
+                table.append([run.name, side, suite, *(d[k] for k in keys)])
+    print(tabulate(table, headers=["run", "checkpoint", "suite", *keys], tablefmt="github"))
     return 0
 
 

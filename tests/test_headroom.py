@@ -89,3 +89,16 @@ def test_hallucination_kinds_of_preference_pairs(tmp_path):
     assert main(["--pairs", str(tmp_path / "run")]) == 0
     with pytest.raises(SystemExit, match="pairs"):
         main(["--pairs", str(tmp_path / "nothing")])
+
+
+def test_degeneration_counts_each_broken_answer_once(tmp_path):
+    from benchmarks.hallucination_kinds import degeneration, main
+    texts = ["", "there is a cup cup cup .", "there is a small red cup on the top", "on the .", "on the top left .",
+             "yes ."]
+    assert degeneration(texts) == {"answers": 6, "empty": 1, "loop": 1, "unterminated": 1, "truncated": 1}
+    d = tmp_path / "run" / "samples" / "aligned"
+    d.mkdir(parents=True)
+    (d / "micro-mmhal.jsonl").write_text("\n".join(json.dumps({"prediction": t}) for t in texts) + "\n")
+    assert main(["--degenerate", str(tmp_path / "run")]) == 0
+    with pytest.raises(SystemExit, match="samples"):
+        main(["--degenerate", str(tmp_path / "nothing")])
