@@ -35,8 +35,9 @@ class BuildPlan:
     # on micro-AMBER it misread 121 objects, 60 of them as a second copy of a class it had already named), so
     # its hallucinations were misreadings that no preference pair fixed: every method traded repeated objects (not
     # well-formed) for absent ones (AMBER CHAIR) and back (`python -m benchmarks.hallucination_kinds`). At 2700:
-    # 82 misreadings (12 repeats), well-formed 0.71 -> 0.95, and what is left is mostly the caption prior's
-    # invented objects, which rm-dpo removes (AMBER CHAIR -4.9 / -5.0 at 2k, seeds 0 / 1). ~5 min more.
+    # 82 misreadings (12 repeats), well-formed 0.71 -> 0.95; with few repeats left to trade for absent classes,
+    # rm-dpo's removal of the caption prior's invented objects shows in AMBER CHAIR (-4.9 / -5.0 at 2k, seeds
+    # 0 / 1). ~5 min more.
     policy_steps: int = 2700
     responder_steps: int = 600
     batch: int = 64
