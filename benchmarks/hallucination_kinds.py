@@ -64,13 +64,13 @@ FUNCTION_WORDS = frozenset({"a", "an", "the", "on", "of", "in", "with", "and", "
 
 def degeneration(texts: list[str]) -> dict:
     """Counts of broken answers; each answer counts once, under the first of these that fits."""
-    from harness.world.texts import tokenize
+    from harness.world.texts import has_loop, tokenize
     out = {"answers": len(texts), "empty": 0, "loop": 0, "unterminated": 0, "truncated": 0}
     for t in texts:
         toks = tokenize(t or "")
         if not toks:
             out["empty"] += 1
-        elif any(toks[i] == toks[i + 1] == toks[i + 2] for i in range(len(toks) - 2)):
+        elif has_loop(toks):
             out["loop"] += 1
         elif toks[-1] not in (".", "?"):
             out["unterminated"] += 1

@@ -178,12 +178,17 @@ def parse_number(text: str) -> int | None:
     return None
 
 
+def has_loop(tokens: list[str]) -> bool:
+    """A token three times in a row: the repetition loop of a degenerating decoder (FACTS §5)."""
+    return any(tokens[i] == tokens[i + 1] == tokens[i + 2] for i in range(len(tokens) - 2))
+
+
 def is_well_formed(text: str) -> bool:
     """Non-empty, bounded length, ends with '.', no token thrice in a row, no object mentioned twice."""
     toks = tokenize(text or "")
     if not toks or len(toks) > MAX_WELL_FORMED_TOKENS or toks[-1] != ".":
         return False
-    if any(toks[i] == toks[i + 1] == toks[i + 2] for i in range(len(toks) - 2)):
+    if has_loop(toks):
         return False
     objs = mentioned_objects(text)
     return len(objs) == len(set(objs))

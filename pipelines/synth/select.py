@@ -36,11 +36,11 @@ def n_tokens(text: str) -> int:
 def well_formed(text: str, world: str) -> bool:
     """micro: the world's own check (ends with '.', no triple repeats, no object named twice, bounded).
     real: non-empty and no word three times in a row (a conservative degeneration check)."""
+    from harness.world.texts import has_loop, is_well_formed
     if world == "micro":
-        from harness.world.texts import is_well_formed
         return is_well_formed(text)
     toks = _TOK.findall((text or "").lower())
-    return bool(toks) and not any(toks[i] == toks[i + 1] == toks[i + 2] for i in range(len(toks) - 2))
+    return bool(toks) and not has_loop(toks)
 
 
 def select_pair(cfg: SelectConfig, responses: list[dict], scores: list[float], world: str
