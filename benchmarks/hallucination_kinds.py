@@ -58,24 +58,17 @@ def kinds(rows: list[dict]) -> dict:
             "extra_slot": extra, "substitution": subst, "short": short, "repeated": repeated, "misread": misread}
 
 
-# Words an answer cannot end on: "on the .", "there is a ." are answers cut off before their content.
-FUNCTION_WORDS = frozenset({"a", "an", "the", "on", "of", "in", "with", "and", "to", "is", "there"})
+DEGENERATION_KINDS = ("empty", "loop", "unterminated", "truncated")
 
 
 def degeneration(texts: list[str]) -> dict:
-    """Counts of broken answers; each answer counts once, under the first of these that fits."""
-    from harness.world.texts import has_loop, tokenize
-    out = {"answers": len(texts), "empty": 0, "loop": 0, "unterminated": 0, "truncated": 0}
+    """Counts of broken answers by harness.world.texts.degeneration's kinds; each answer counts once."""
+    from harness.world.texts import degeneration as kind_of
+    out = {"answers": len(texts), **dict.fromkeys(DEGENERATION_KINDS, 0)}
     for t in texts:
-        toks = tokenize(t or "")
-        if not toks:
-            out["empty"] += 1
-        elif has_loop(toks):
-            out["loop"] += 1
-        elif toks[-1] not in (".", "?"):
-            out["unterminated"] += 1
-        elif len(toks) >= 2 and toks[-2] in FUNCTION_WORDS:
-            out["truncated"] += 1
+        kind = kind_of(t)
+        if kind is not None:
+            out[kind] += 1
     return out
 
 
@@ -139,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_degeneration(runs: list[Path], tabulate) -> int:
-    keys = ("answers", "empty", "loop", "unterminated", "truncated")
+    keys = ("answers", *DEGENERATION_KINDS)
     table = []
     for run in runs:
         found = run_degeneration(run)

@@ -22,7 +22,7 @@ re-running Python over the rows 1,000 times (POPE: 21 metrics x 1,800 rows).
 
 Row fields used: `label` / `parsed` ("yes"|"no"|None) for yes/no items, `split`, `kind` (AMBER generative vs
 discriminative), `dimension`, `mentioned` (object names in order, with repeats), `truth`, `hallu` (AMBER's
-annotated hallucination targets), `prediction`, `truth_length`, `well_formed`, `score` (judge rating),
+annotated hallucination targets), `prediction`, `truth_length`, `well_formed`, `degenerate`, `score` (judge rating),
 `judge_failed`, `capabilities` (MM-Vet).
 """
 
@@ -170,6 +170,9 @@ mean_length = _mentions("mean_length", lambda c: c[8] / c[0])          # words p
 # little is said
 length_ratio = _mentions("length_ratio", lambda c: _div(c[8], c[9]))
 well_formed_rate = _mentions("well_formed", lambda c: c[10] / c[0])
+# share of answers that broke rather than erred (row field `degenerate`: harness.world.texts.degeneration's kind
+# or None): empty, a loop, cut off. Any question type, so it covers every output of a suite.
+degenerate_rate = SumMetric("degenerate", lambda r: (1, bool(r.get("degenerate"))), lambda c: c[1] / c[0], 2)
 
 
 def _is_generative(r: dict) -> bool:

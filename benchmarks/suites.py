@@ -132,18 +132,29 @@ def real_chair_metrics() -> tuple[Metric, ...]:
 
 # ---------------------------------------------------------------- micro world
 
-MICRO_POPE = Suite("micro-pope", "micro", ("harness_micro_pope",), pope_metrics(), primary="f1", version="1",
+# Every micro suite also reports how many of its answers degenerated (the "well-formed": no loops, no
+# empty answers; cut-off answers count too). Version 2 of the micro suites added it: rows carry `degenerate`.
+# McNemar on the per-item flag. micro-chair's `well_formed` stays the stricter check (a class named twice fails it).
+DEGENERATE = Metric("degenerate", "lower", M.degenerate_rate, test="mcnemar", item_key="degenerate",
+                    description="answers that broke: empty, a loop, unterminated or cut off (share)")
+
+
+def _micro(metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
+    return metrics + (DEGENERATE,)
+
+
+MICRO_POPE = Suite("micro-pope", "micro", ("harness_micro_pope",), _micro(pope_metrics()), primary="f1", version="2",
                    description="3 splits x 100 held-out scenes x 6 questions (3 present, 3 absent per split rule)")
-MICRO_AMBER = Suite("micro-amber", "micro", ("harness_micro_amber_g", "harness_micro_amber_d"), amber_metrics(),
-                    primary="amber_score", version="1",
+MICRO_AMBER = Suite("micro-amber", "micro", ("harness_micro_amber_g", "harness_micro_amber_d"), _micro(amber_metrics()),
+                    primary="amber_score", version="2",
                     description="200 descriptions + 600 yes/no (existence, attribute, relation), positive = No")
-MICRO_MMHAL = Suite("micro-mmhal", "micro", ("harness_micro_mmhal",), mmhal_metrics(), primary="score",
-                    version="1", judged=True, description="8 question types x 20, 0-6 rubric (rule judge)")
-MICRO_MMVET = Suite("micro-mmvet", "micro", ("harness_micro_mmvet",), mmvet_metrics(MICRO_MMVET_CAPS),
-                    primary="score", version="1", judged=True,
+MICRO_MMHAL = Suite("micro-mmhal", "micro", ("harness_micro_mmhal",), _micro(mmhal_metrics()), primary="score",
+                    version="2", judged=True, description="8 question types x 20, 0-6 rubric (rule judge)")
+MICRO_MMVET = Suite("micro-mmvet", "micro", ("harness_micro_mmvet",), _micro(mmvet_metrics(MICRO_MMVET_CAPS)),
+                    primary="score", version="2", judged=True,
                     description="recognition, counting, spatial, OCR (rendered digits), generation; 40 each")
-MICRO_CHAIR = Suite("micro-chair", "micro", ("harness_micro_chair",), chair_metrics(), primary="chair_s",
-                    version="1", description="250 held-out scenes, 'describe this image .'")
+MICRO_CHAIR = Suite("micro-chair", "micro", ("harness_micro_chair",), _micro(chair_metrics()), primary="chair_s",
+                    version="2", description="250 held-out scenes, 'describe this image .'")
 
 # ---------------------------------------------------------------- real world
 

@@ -59,7 +59,7 @@ def test_publish_leaderboard_and_gate_without_torch(records):
     p = harness("leaderboard", "--dir", str(lb))
     assert p.returncode == 0 and light(p), p.stderr
     assert "0 file(s) changed" in p.stdout
-    assert "micro-pope v1" in (lb / "micro.md").read_text()
+    assert "micro-pope v2" in (lb / "micro.md").read_text()
     ref = run / "record.json"
     p = harness("gate", "--record", str(ref), "--reference", str(ref))
     assert p.returncode == 0 and light(p), p.stderr

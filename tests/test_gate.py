@@ -113,8 +113,9 @@ def test_bad_input_exits_2(reference, tmp_path, suites, capsys, monkeypatch):
     toy = save(make_record(compare=False), tmp_path / "toy.json")
     rc, err = _exit(["gate", "--record", str(toy), "--reference", str(reference)], capsys)
     assert rc == 2 and "lacks suite" in err and "micro-pope" in err
-    # same suite, other version
-    v2 = save(make_record({"micro-pope": TOY_POPE_V2.__class__(**{**TOY_POPE_V2.__dict__, "name": "micro-pope"}),
+    # same suite, other version (one no registered suite has)
+    v2 = save(make_record({"micro-pope": TOY_POPE_V2.__class__(**{**TOY_POPE_V2.__dict__, "name": "micro-pope",
+                                                                  "version": "99"}),
                            "micro-chair": suites["micro-chair"]}, compare=False), tmp_path / "v2.json")
     rc, err = _exit(["gate", "--record", str(v2), "--reference", str(reference)], capsys)
     assert rc == 2 and "version" in err

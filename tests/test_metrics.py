@@ -120,6 +120,17 @@ def test_chair_by_hand():
     assert M.well_formed_rate(rows) == pytest.approx(1 / 3)
 
 
+def test_degenerate_rate_reads_the_row_flag_and_every_micro_suite_reports_it():
+    from benchmarks.suites import MICRO_DEFAULT
+    from harness.registry import load
+    rows = [{"degenerate": None}, {"degenerate": "loop"}, {"degenerate": "truncated"}, {}]
+    assert M.degenerate_rate(rows) == pytest.approx(2 / 4)
+    for name in MICRO_DEFAULT:
+        suite = load("suites", name)
+        m = suite.metric("degenerate")
+        assert m.direction == "lower" and m.test == "mcnemar" and suite.version == "2"
+
+
 def test_judged_metrics_skip_failures():
     rows = [{"score": 6.0}, {"score": 2.0}, {"score": None, "judge_failed": True}, {"score": 3.0}, {"score": 0.0}]
     assert M.mmhal_score(rows) == pytest.approx((6 + 2 + 3 + 0) / 4)     # not / 5 with the failure as 0

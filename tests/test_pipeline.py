@@ -46,6 +46,24 @@ def test_chosen_must_be_well_formed_and_options_apply():
     assert pair["rejected"] == short
 
 
+def test_reject_malformed_first_prefers_the_degenerate_answer_as_rejected():
+    from pipelines.synth.select import SelectConfig, select_pair
+    ok = "there is a red cup on the top left ."
+    wrong = "there is a red fork on the top left ."                  # well-formed, scored lowest
+    repeat = "there is a red cup on the top left and a cup on the top right ."  # a class named twice
+    scores = [2.0, -1.0, 0.5]
+    pair, _ = select_pair(SelectConfig(), _resp(ok, wrong, repeat), scores, "micro")
+    assert pair["rejected"] == wrong                                 # the paper rule: the minimum
+    pair, _ = select_pair(SelectConfig(reject_malformed_first=True), _resp(ok, wrong, repeat), scores, "micro")
+    assert pair["rejected"] == repeat and pair["rejected_score"] == 0.5
+    # with no malformed answer the rule is the paper's
+    pair, _ = select_pair(SelectConfig(reject_malformed_first=True), _resp(ok, wrong), [2.0, -1.0], "micro")
+    assert pair["rejected"] == wrong
+    # a malformed answer scored above the chosen one is a non-positive gap: dropped as a tie, not kept inverted
+    assert select_pair(SelectConfig(reject_malformed_first=True), _resp(ok, wrong, repeat), [2.0, -1.0, 3.0],
+                       "micro")[1] == "tie"
+
+
 def test_select_pairs_counts_and_clear_failures():
     from pipelines.synth.select import SelectConfig, select_pairs
     ok = "there is a red cup on the top left ."

@@ -132,4 +132,8 @@ def test_mentioned_objects_and_well_formed():
     assert not texts.is_well_formed("there is a cup and a cup .")
     assert not texts.is_well_formed("there is a small red cup on the top left")
     assert not texts.is_well_formed(" ".join(["a big cup and"] * 20) + " .")
+    # degeneration: breaking, not erring; a class named twice is well-formed-failing but not degenerate
+    assert [texts.degeneration(t) for t in ("", "there is a cup cup cup .", "there is a red cup on the top",
+                                            "there is a red cup on the .", "there is a cup and a cup .", "yes .")] == \
+        ["empty", "loop", "unterminated", "truncated", None, None]
     assert texts.parse_number("three .") == 3 and texts.parse_number("7 .") == 7 and texts.parse_number("x") is None

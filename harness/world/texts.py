@@ -183,6 +183,28 @@ def has_loop(tokens: list[str]) -> bool:
     return any(tokens[i] == tokens[i + 1] == tokens[i + 2] for i in range(len(tokens) - 2))
 
 
+# Words an answer cannot end on: "on the .", "there is a ." are answers cut off before their content.
+FUNCTION_WORDS = frozenset({"a", "an", "the", "on", "of", "in", "with", "and", "to", "is", "there"})
+
+
+def degeneration(text: str) -> str | None:
+    """How an answer broke rather than erred (FACTS §5: a prototype degenerated on 26 % of its outputs), or None:
+    "empty"; "loop" (a token three times in a row); "unterminated" (no final "." or "?": generation ran out of
+    tokens); "truncated" (the last word before the "." is a function word, as in "on the .": cut short where the
+    content should be). The first that fits. A class named twice is not here: that is a misreading, which the
+    stricter is_well_formed also rejects."""
+    toks = tokenize(text or "")
+    if not toks:
+        return "empty"
+    if has_loop(toks):
+        return "loop"
+    if toks[-1] not in (".", "?"):
+        return "unterminated"
+    if len(toks) >= 2 and toks[-2] in FUNCTION_WORDS:
+        return "truncated"
+    return None
+
+
 def is_well_formed(text: str) -> bool:
     """Non-empty, bounded length, ends with '.', no token thrice in a row, no object mentioned twice."""
     toks = tokenize(text or "")

@@ -6,7 +6,10 @@ identical texts), `length_control` (pick the rejected answer only among response
 that relative difference of the chosen one, so DPO cannot learn "shorter/longer wins": the paper's rejected
 answers were ~40–45 % "easy" fragments), `keep_largest_margin` (with more prompts than pairs (prompts.oversample),
 keep the n pairs with the largest reward gap instead of the first n: a threshold that needs no scale, so it
-means the same for the RM, CLIP, random or ground-truth scores). Always: the chosen answer must be well-formed
+means the same for the RM, CLIP, random or ground-truth scores), `reject_malformed_first` (pick the rejected
+answer among the responses that fail the well-formed check when there are any: a rule-based format preference
+on top of the reward model, so the pairs name the degenerate or repeating answer as the one to avoid even when
+the reward model ranks a merely wrong answer lower). Always: the chosen answer must be well-formed
 (FACTS §5: a scorer that never sees repetition teaches the policy to repeat).
 """
 
@@ -27,6 +30,7 @@ class SelectConfig:
     length_control: float = 0.0        # 0 = off; else max |len_c - len_r| / max(len_c, len_r)
     require_well_formed: bool = True
     keep_largest_margin: bool = False  # else the first n pairs in prompt order
+    reject_malformed_first: bool = False
 
 
 def n_tokens(text: str) -> int:
@@ -61,6 +65,9 @@ def select_pair(cfg: SelectConfig, responses: list[dict], scores: list[float], w
                 if abs(n_tokens(responses[i]["text"]) - lc) <= cfg.length_control * max(lc, n_tokens(responses[i]["text"]), 1)]
         if not pool:
             return None, "no rejected candidate within the length control"
+    if cfg.reject_malformed_first:
+        malformed = [i for i in pool if not well_formed(responses[i]["text"], world)]
+        pool = malformed or pool
     r = min(pool, key=lambda i: (scores[i], i))
     margin = scores[c] - scores[r]
     if cfg.drop_ties and (margin <= 0 or responses[c]["text"].strip() == responses[r]["text"].strip()):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from harness.world.texts import is_well_formed, mentioned_objects, parse_yes_no
+from harness.world.texts import degeneration, is_well_formed, mentioned_objects, parse_yes_no
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,7 +42,8 @@ def _prediction(results) -> str:
 
 
 def _base(doc, pred: str) -> dict:
-    return {"id": doc["id"], "question": doc["question"], "prediction": pred, "target": doc["target"]}
+    return {"id": doc["id"], "question": doc["question"], "prediction": pred, "target": doc["target"],
+            "degenerate": degeneration(pred)}
 
 
 def yes_no_results(doc, results):
