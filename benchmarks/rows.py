@@ -7,7 +7,7 @@ parsing the answer leniently (lmms-eval accepts only the exact strings "yes"/"no
 
 from __future__ import annotations
 
-from harness.world.texts import parse_yes_no
+from harness.world.texts import degeneration, parse_yes_no
 
 BUILTIN_POPE_SPLITS = {"pope_random": "random", "pope_pop": "popular", "pope_adv": "adversarial"}
 
@@ -23,7 +23,8 @@ def pope_row(task: str, sample: dict) -> dict:
     qid = doc.get("question_id", sample["doc_id"])
     return {"id": f"{split}-{qid}", "split": split, "question": doc.get("question", ""), "prediction": pred,
             "target": label, "label": label, "parsed": parsed, "correct": parsed == label,
-            "parse_failed": parsed is None, "image_id": doc.get("image_source")}
+            "parse_failed": parsed is None, "image_id": doc.get("image_source"),
+            "degenerate": degeneration(pred, "real")}
 
 
 def rows_from_samples(task: str, samples: list[dict]) -> list[dict]:

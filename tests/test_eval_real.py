@@ -89,7 +89,9 @@ def test_real_utils_on_fabricated_documents():
     assert g["mentioned"] == ["tree", "sky", "bird"] and g["kind"] == "generative"
     v = utils.mmvet_process_results({"question_id": "v1", "question": "q", "answer": "4<OR>four",
                                      "capability": "ocr,math"}, ["4"])["harness_items"]
-    assert v["capabilities"] == ["ocr", "math"] and v["score"] is None
+    assert v["capabilities"] == ["ocr", "math"] and v["score"] is None and v["degenerate"] is None
+    loop = utils.mmhal_process_results({"question": "q", "image_id": 1}, ["a dog dog dog dog"])["harness_items"]
+    assert loop["degenerate"] == "loop"
     d = utils.amber_d_process_results({"id": 3, "query": "Is there a cat?", "truth": "no",
                                        "type": "discriminative-attribute-number"}, ["No, there is not."])
     assert d["harness_items"]["parsed"] == "no" and d["harness_items"]["correct"]
@@ -115,3 +117,4 @@ def test_builtin_pope_samples_are_rescored_leniently():
     assert mv["adversarial/accuracy"].value == pytest.approx(2 / 4)   # lmms-eval's exact match would give 1/4
     assert mv["adversarial/yes_ratio"].value == pytest.approx(2 / 4)
     assert mv["parse_failure"].value == pytest.approx(1 / 4)
+    assert mv["degenerate"].value == 0.0          # an unparsable answer is wrong, not broken

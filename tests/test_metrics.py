@@ -120,12 +120,12 @@ def test_chair_by_hand():
     assert M.well_formed_rate(rows) == pytest.approx(1 / 3)
 
 
-def test_degenerate_rate_reads_the_row_flag_and_every_micro_suite_reports_it():
-    from benchmarks.suites import MICRO_DEFAULT
+def test_degenerate_rate_reads_the_row_flag_and_every_suite_reports_it():
+    from benchmarks.suites import MICRO_DEFAULT, REAL_DEFAULT
     from harness.registry import load
     rows = [{"degenerate": None}, {"degenerate": "loop"}, {"degenerate": "truncated"}, {}]
     assert M.degenerate_rate(rows) == pytest.approx(2 / 4)
-    for name in MICRO_DEFAULT:
+    for name in MICRO_DEFAULT + REAL_DEFAULT:
         suite = load("suites", name)
         m = suite.metric("degenerate")
         assert m.direction == "lower" and m.test == "mcnemar" and suite.version == "2"

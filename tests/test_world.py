@@ -136,4 +136,7 @@ def test_mentioned_objects_and_well_formed():
     assert [texts.degeneration(t) for t in ("", "there is a cup cup cup .", "there is a red cup on the top",
                                             "there is a red cup on the .", "there is a cup and a cup .", "yes .")] == \
         ["empty", "loop", "unterminated", "truncated", None, None]
+    # real-world free text: no final period and an ellipsis are fine; only empty answers and word loops break
+    assert [texts.degeneration(t, "real") for t in ("A cup on a table", "Hmm... a cup.", "  ", "the the the cup")] == \
+        [None, None, "empty", "loop"]
     assert texts.parse_number("three .") == 3 and texts.parse_number("7 .") == 7 and texts.parse_number("x") is None

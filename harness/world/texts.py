@@ -187,12 +187,20 @@ def has_loop(tokens: list[str]) -> bool:
 FUNCTION_WORDS = frozenset({"a", "an", "the", "on", "of", "in", "with", "and", "to", "is", "there"})
 
 
-def degeneration(text: str) -> str | None:
+_WORD_RE = re.compile(r"\w+")
+
+
+def degeneration(text: str, world: str = "micro") -> str | None:
     """How an answer broke rather than erred (FACTS §5: a prototype degenerated on 26 % of its outputs), or None:
     "empty"; "loop" (a token three times in a row); "unterminated" (no final "." or "?": generation ran out of
     tokens); "truncated" (the last word before the "." is a function word, as in "on the .": cut short where the
     content should be). The first that fits. A class named twice is not here: that is a misreading, which the
-    stricter is_well_formed also rejects."""
+    stricter is_well_formed also rejects.
+    world="real": free text may end without a period and an ellipsis is not a loop, so only "empty" and "loop"
+    (a word three times in a row) apply."""
+    if world == "real":
+        words = _WORD_RE.findall((text or "").lower())
+        return "empty" if not words else "loop" if has_loop(words) else None
     toks = tokenize(text or "")
     if not toks:
         return "empty"

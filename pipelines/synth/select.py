@@ -39,12 +39,11 @@ def n_tokens(text: str) -> int:
 
 def well_formed(text: str, world: str) -> bool:
     """micro: the world's own check (ends with '.', no triple repeats, no object named twice, bounded).
-    real: non-empty and no word three times in a row (a conservative degeneration check)."""
-    from harness.world.texts import has_loop, is_well_formed
+    real: non-empty and no word three times in a row (harness.world.texts.degeneration's real-world check)."""
+    from harness.world.texts import degeneration, is_well_formed
     if world == "micro":
         return is_well_formed(text)
-    toks = _TOK.findall((text or "").lower())
-    return bool(toks) and not has_loop(toks)
+    return degeneration(text, "real") is None
 
 
 def select_pair(cfg: SelectConfig, responses: list[dict], scores: list[float], world: str

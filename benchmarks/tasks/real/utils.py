@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from harness.world.texts import parse_yes_no
+from harness.world.texts import degeneration, parse_yes_no
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -91,12 +91,18 @@ def _pred(results) -> str:
     return (r[0] if isinstance(r, list) and r else r) or ""
 
 
+def _broken(pred: str) -> dict:
+    """The row's `degenerate` field (empty or a loop; the suites' `degenerate` metric reads it)."""
+    return {"degenerate": degeneration(pred, "real")}
+
+
 def mmhal_process_results(doc, results):
     pred = _pred(results)
     row = {"id": f"mmhal-{doc.get('question_type', '')}-{doc.get('image_id', doc.get('id', ''))}",
            "question": doc["question"], "prediction": pred, "target": doc.get("gt_answer", ""),
            "qtype": doc.get("question_type"), "topic": doc.get("question_topic"),
            "image_content": list(doc.get("image_content") or []), "score": None, "judge_failed": False}
+    row.update(_broken(pred))
     return {"harness_items": row}
 
 
@@ -118,6 +124,7 @@ def amber_d_process_results(doc, results):
     row = {"id": f"amber-d-{doc['id']}", "kind": "discriminative", "dimension": amber_dimension(doc.get("type")),
            "question": doc["query"], "prediction": pred, "target": label, "label": label, "parsed": parsed,
            "correct": parsed == label, "parse_failed": parsed is None}
+    row.update(_broken(pred))
     return {"harness_items": row}
 
 
@@ -127,6 +134,7 @@ def amber_g_process_results(doc, results):
     row = {"id": f"amber-g-{doc.get('question_id', doc.get('id'))}", "kind": "generative",
            "question": "Describe this image.", "prediction": pred, "target": ", ".join(truth), "truth": truth,
            "hallu": hallu, "mentioned": mentions(pred, truth + hallu)}
+    row.update(_broken(pred))
     return {"harness_items": row}
 
 
@@ -135,6 +143,7 @@ def mmvet_process_results(doc, results):
     caps = [c.strip() for c in str(doc.get("capability") or "").split(",") if c.strip()]
     row = {"id": f"mmvet-{doc.get('question_id')}", "question": doc["question"], "prediction": pred,
            "target": doc.get("answer", ""), "capabilities": caps, "score": None, "judge_failed": False}
+    row.update(_broken(pred))
     return {"harness_items": row}
 
 
@@ -144,6 +153,7 @@ def object_halbench_process_results(doc, results):
     row = {"id": f"ohb-{doc.get('image_id', doc.get('id'))}", "kind": "generative",
            "question": object_halbench_doc_to_text(doc), "prediction": pred, "target": ", ".join(truth),
            "truth": truth, "mentioned": mentions(pred, COCO_CLASSES)}
+    row.update(_broken(pred))
     return {"harness_items": row}
 
 
