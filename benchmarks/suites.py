@@ -144,30 +144,35 @@ def _with_degenerate(metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
 
 # ---------------------------------------------------------------- micro world
 
-MICRO_POPE = Suite("micro-pope", "micro", ("harness_micro_pope",), _with_degenerate(pope_metrics()), primary="f1", version="2",
+MICRO_POPE = Suite("micro-pope", "micro", ("harness_micro_pope",), _with_degenerate(pope_metrics()), primary="f1",
+                   version="2",
                    description="3 splits x 100 held-out scenes x 6 questions (3 present, 3 absent per split rule)")
-MICRO_AMBER = Suite("micro-amber", "micro", ("harness_micro_amber_g", "harness_micro_amber_d"), _with_degenerate(amber_metrics()),
-                    primary="amber_score", version="2",
+MICRO_AMBER = Suite("micro-amber", "micro", ("harness_micro_amber_g", "harness_micro_amber_d"),
+                    _with_degenerate(amber_metrics()), primary="amber_score", version="2",
                     description="200 descriptions + 600 yes/no (existence, attribute, relation), positive = No")
-MICRO_MMHAL = Suite("micro-mmhal", "micro", ("harness_micro_mmhal",), _with_degenerate(mmhal_metrics()), primary="score",
-                    version="2", judged=True, description="8 question types x 20, 0-6 rubric (rule judge)")
-MICRO_MMVET = Suite("micro-mmvet", "micro", ("harness_micro_mmvet",), _with_degenerate(mmvet_metrics(MICRO_MMVET_CAPS)),
+MICRO_MMHAL = Suite("micro-mmhal", "micro", ("harness_micro_mmhal",), _with_degenerate(mmhal_metrics()),
                     primary="score", version="2", judged=True,
+                    description="8 question types x 20, 0-6 rubric (rule judge)")
+MICRO_MMVET = Suite("micro-mmvet", "micro", ("harness_micro_mmvet",),
+                    _with_degenerate(mmvet_metrics(MICRO_MMVET_CAPS)), primary="score", version="2", judged=True,
                     description="recognition, counting, spatial, OCR (rendered digits), generation; 40 each")
-MICRO_CHAIR = Suite("micro-chair", "micro", ("harness_micro_chair",), _with_degenerate(chair_metrics()), primary="chair_s",
-                    version="2", description="250 held-out scenes, 'describe this image .'")
+MICRO_CHAIR = Suite("micro-chair", "micro", ("harness_micro_chair",), _with_degenerate(chair_metrics()),
+                    primary="chair_s", version="2", description="250 held-out scenes, 'describe this image .'")
 
 # ---------------------------------------------------------------- real world
 
 POPE = Suite("pope", "real", ("pope_random", "pope_pop", "pope_adv"), _with_degenerate(pope_metrics()), primary="f1",
-             version="2", description="lmms-eval POPE splits, scored per split with lenient parsing and the true yes-ratio")
+             version="2",
+             description="lmms-eval POPE splits, scored per split with lenient parsing and the true yes-ratio")
 AMBER = Suite("amber", "real", ("harness_amber_g", "harness_amber_d"), _with_degenerate(amber_metrics()),
-              primary="amber_score", version="2", description="AMBER generative (lmms-eval's dataset) + discriminative (ours)")
+              primary="amber_score", version="2",
+              description="AMBER generative (lmms-eval's dataset) + discriminative (ours)")
 MMHAL = Suite("mmhal", "real", ("harness_mmhal",), _with_degenerate(mmhal_metrics()), primary="score", version="2",
               judged=True, description="MMHal-Bench, 96 items, 0-6 rubric by an OpenAI-compatible judge")
 MMVET = Suite("mmvet", "real", ("harness_mmvet",), _with_degenerate(mmvet_metrics(REAL_MMVET_CAPS)), primary="score",
               version="2", judged=True, description="MM-Vet (lmms-eval's dataset and prompt), judged by our judge")
-OBJECT_HALBENCH = Suite("object-halbench", "real", ("harness_object_halbench",), _with_degenerate(real_chair_metrics()),
+OBJECT_HALBENCH = Suite("object-halbench", "real", ("harness_object_halbench",),
+                        _with_degenerate(real_chair_metrics()),
                         primary="chair_s", version="2", description="Object HalBench: CHAIRs/CHAIRi on COCO")
 
 ALL = (MICRO_POPE, MICRO_AMBER, MICRO_MMHAL, MICRO_MMVET, MICRO_CHAIR, POPE, AMBER, MMHAL, MMVET, OBJECT_HALBENCH)
