@@ -20,9 +20,11 @@ With `--pairs` it reads the run's first-round preference pairs instead (`stages/
 micro items carry the scene they were drawn from) and splits the chosen and the rejected answers the same way.
 
 With `--degenerate` it reads every suite's answers instead and counts the ways an answer breaks rather than errs
-(FACTS §5: a prototype degenerated on 26 % of its outputs): empty; a loop (a token three times in a row);
-unterminated (no final "."; generation ran out of tokens); truncated (the last word before the "." is a
-function word, as in "on the .", an answer cut short where the content should be).
+(FACTS §5: a prototype degenerated on 26 % of its outputs), by harness.world.texts.degeneration, the definition
+the suites' `degenerate` metric uses: empty; a loop (a token three times in a row); unterminated (no final "." or
+"?"; generation ran out of tokens); truncated (the last word before the "." is a function word, as in "on the .",
+an answer cut short where the content should be). It recomputes the kind from each answer's text, so it also
+reads samples written before the rows carried the `degenerate` field.
 
 Why it exists: object-level CHAIR (AMBER CHAIR = absent mentions / all mentions) only falls when the absent
 mentions fall faster than the mentions do. An alignment that removes extra-slot objects but also drops true ones
