@@ -4,8 +4,15 @@ Configuration: base URL (argument, else $HARNESS_JUDGE_URL, else $OPENAI_BASE_UR
 model (argument, else $HARNESS_JUDGE_MODEL, else gpt-4o-2024-08-06), key read from the environment variable named
 by `api_key_env` (default OPENAI_API_KEY; a local server may need none) and never written anywhere.
 Retries with exponential backoff (0.5 s, 1 s, 2 s, ...) on timeouts, connection errors, HTTP 429 and 5xx; other
-HTTP errors fail at once. Replies are cached on disk under a hash of (judge model, prompt), so a re-run or a
-second checkpoint with the same answers costs nothing. Unparseable replies are failures, never a 0 rating.
+HTTP errors fail at once. The per-request timeout and the number of retries are arguments, else
+$HARNESS_JUDGE_TIMEOUT (seconds) and $HARNESS_JUDGE_RETRIES: with the defaults (60 s, 3 retries) a hanging
+endpoint costs 4 minutes per item before the third failure declares it down; `HARNESS_JUDGE_TIMEOUT=2
+HARNESS_JUDGE_RETRIES=0` declares it down in about 6 s.
+Replies are cached on disk under a hash of (endpoint, judge model, prompt-template version, prompt), so a re-run
+or a second checkpoint with the same answers costs nothing, and a reply from one server is never served as
+another's. Only replies that parse into a score on the rubric are cached: a failed or unparseable reply is a
+counted failure (never a 0 rating) and is asked again on the next run. A rating outside the rubric ("Rating:
+6.5", "Rating: 7") is unparseable, not rounded to a neighbour.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ DEFAULT_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-2024-08-06"
 PROMPT_VERSION = "1"
 DEFAULT_RETRIES = 3
+DEFAULT_TIMEOUT = 60.0    # seconds per request
 DEFAULT_BACKOFF = 0.5     # seconds before the first retry, doubled each time
 
 # Our wording of the MMHal-Bench rubric (FACTS.md §2); the judge sees object labels, never the image.
@@ -59,14 +67,21 @@ Model answer: {prediction}
 
 Reply with the score only, e.g. 0.5"""
 
-_RATING_RE = re.compile(r"rating\s*[:：]\s*\[?\s*([0-6])\b", re.IGNORECASE)
+# Part of the judge's identity: editing the wording changes the cache keys even without a version bump.
+TEMPLATE_HASH = stable_hash({"mmhal": MMHAL_PROMPT, "mmvet": MMVET_PROMPT}, length=12)
+# The number after "Rating:" whole (a decimal or a multi-digit number included), so that "Rating: 6.5" is seen
+# as 6.5 -- off the 0-6 integer rubric, a parse failure -- and never read as its leading digit 6.
+_RATING_RE = re.compile(r"rating\s*[:：]\s*\[?\s*([+-]?\d+(?:[.,]\d+)?)", re.IGNORECASE)
 _SCORE_RE = re.compile(r"^\s*(0(?:\.\d+)?|1(?:\.0+)?|\.\d+)\s*$")
 
 
 def parse_rating(reply: str) -> int | None:
     """The MMHal rating; None when there is no "Rating: k" or several different ones."""
-    found = {int(m) for m in _RATING_RE.findall(reply or "")}
-    return found.pop() if len(found) == 1 else None
+    found = set(_RATING_RE.findall(reply or ""))
+    if len(found) != 1:
+        return None
+    text = found.pop()
+    return int(text) if text.isdigit() and 0 <= int(text) <= 6 else None
 
 
 def parse_correctness(reply: str) -> float | None:
@@ -79,22 +94,25 @@ class OpenAIJudge(Judge):
     version = PROMPT_VERSION
 
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 timeout: float = 60.0, retries: int | None = None, backoff: float | None = None,
+                 timeout: float | None = None, retries: int | None = None, backoff: float | None = None,
                  cache_dir: str | Path | None = None,
                  max_tokens: int = 512, **_ignored):
         self.base_url = (base_url or os.environ.get("HARNESS_JUDGE_URL") or os.environ.get("OPENAI_BASE_URL")
                          or DEFAULT_URL).rstrip("/")
         self.model = model or os.environ.get("HARNESS_JUDGE_MODEL") or DEFAULT_MODEL
         self.api_key_env = api_key_env
-        self.timeout, self.max_tokens = timeout, max_tokens
-        self.retries = DEFAULT_RETRIES if retries is None else retries
+        self.max_tokens = max_tokens
+        self.timeout = _setting("HARNESS_JUDGE_TIMEOUT", timeout, DEFAULT_TIMEOUT, float, minimum=0.001)
+        self.retries = _setting("HARNESS_JUDGE_RETRIES", retries, DEFAULT_RETRIES, int, minimum=0)
         self.backoff = DEFAULT_BACKOFF if backoff is None else backoff
         root = Path(cache_dir) if cache_dir else Path(os.environ.get(
             "HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness")) / "judge"
         self.cache_dir = root
 
     def describe(self) -> dict:
-        return {"name": self.name, "model": self.model, "version": self.version, "base_url": self.base_url}
+        """The judge's identity: what changes a score (never the key, the timeout or the retries)."""
+        return {"name": self.name, "model": self.model, "version": self.version, "base_url": self.base_url,
+                "template": TEMPLATE_HASH}
 
     # ------------------------------------------------------------ HTTP
 
@@ -113,21 +131,31 @@ class OpenAIJudge(Judge):
         except (KeyError, IndexError, TypeError):
             raise ValueError(f"malformed reply (no choices[0].message.content): {str(data)[:200]}") from None
 
+    def _cache_path(self, prompt: str) -> Path:
+        key = stable_hash({"endpoint": self.base_url, "model": self.model, "template": self.version,
+                           "template_hash": TEMPLATE_HASH, "prompt": prompt}, length=32)
+        return self.cache_dir / key[:2] / f"{key}.json"
+
+    def cached(self, prompt: str) -> str | None:
+        path = self._cache_path(prompt)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))["reply"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None        # a damaged cache entry is simply re-asked (and overwritten once it parses)
+
+    def remember(self, prompt: str, reply: str) -> None:
+        """Cache a reply that parsed into a score; failed and unparseable replies are never cached."""
+        write_json(self._cache_path(prompt), {"endpoint": self.base_url, "model": self.model,
+                                              "template": self.version, "reply": reply})
+
     def complete(self, prompt: str) -> tuple[str | None, str | None]:
-        """-> (reply, None) or (None, error); cached replies are returned without a request."""
-        key = stable_hash({"model": self.model, "prompt": prompt}, length=32)
-        path = self.cache_dir / key[:2] / f"{key}.json"
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())["reply"], None
-            except (OSError, json.JSONDecodeError, KeyError):
-                pass           # a damaged cache entry is simply re-asked
+        """-> (reply, None) or (None, error), asking the endpoint (the caller consults and fills the cache)."""
         error = None
         for attempt in range(self.retries + 1):
             try:
-                reply = self._post(prompt)
-                write_json(path, {"model": self.model, "reply": reply})
-                return reply, None
+                return self._post(prompt), None
             except urllib.error.HTTPError as e:
                 error = f"HTTP {e.code} from {self.base_url}"
                 if e.code != 429 and e.code < 500:
@@ -149,10 +177,28 @@ class OpenAIJudge(Judge):
                   "image_content": ", ".join(row.get("image_content") or sorted(
                       o["cls"] for o in (row.get("scene") or {}).get("objects", [])))}
         prompt = (MMHAL_PROMPT if task == "mmhal" else MMVET_PROMPT).format(**fields)
-        reply, error = self.complete(prompt)
-        if error:
-            return Judgement(None, error=error)
-        score = parse_rating(reply) if task == "mmhal" else parse_correctness(reply)
+        parse = parse_rating if task == "mmhal" else parse_correctness
+        reply = self.cached(prompt)
+        if reply is None or parse(reply) is None:     # an old cache may hold an unparseable reply: ask again
+            reply, error = self.complete(prompt)
+            if error:
+                return Judgement(None, error=error)
+        score = parse(reply)
         if score is None:
             return Judgement(None, raw=reply, error="unparseable judge reply")
+        self.remember(prompt, reply)
         return Judgement(float(score), raw=reply)
+
+
+def _setting(env: str, given, default, kind, minimum):
+    """An argument, else the environment variable `env`, else the default; a malformed value is bad input."""
+    from harness.errors import HarnessError
+
+    value = given if given is not None else os.environ.get(env) or default
+    try:
+        value = kind(value)
+    except (TypeError, ValueError):
+        raise HarnessError(f"{env}: expected a {kind.__name__}, got {value!r}") from None
+    if not value >= minimum:          # also refuses NaN
+        raise HarnessError(f"{env} must be >= {minimum}, got {value!r}")
+    return value
