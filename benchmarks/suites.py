@@ -93,6 +93,39 @@ def amber_metrics() -> tuple[Metric, ...]:
     )
 
 
+def real_amber_metrics() -> tuple[Metric, ...]:
+    """AMBER as its inference.py prints it (benchmarks.official.amber; docs/benchmarks.md § AMBER): each value is
+    the script's, rounded to 0.1; answers other than exactly "Yes"/"No" are wrong (share: parse_failure)."""
+    from benchmarks.official import amber as A
+
+    def disc(name: str, stat: str, group: str | None, **kw) -> Metric:
+        keep = _is_discriminative if group is None else (
+            _dimension_is(group) if group in ("existence", "attribute", "relation") else _subtype_is(group))
+        return Metric(name, "higher", A.discriminative(stat, group), rows_filter=keep, **kw)
+    out = [Metric("amber_score", "higher", A.amber_score, description="((100 - CHAIR) + F1) / 2, official"),
+           Metric("chair", "lower", A.generative("chair"), gated=True, rows_filter=_is_generative,
+                  description="hallucinated / extracted vocabulary nouns x 100 (inference.py)"),
+           Metric("cover", "higher", A.generative("cover"), rows_filter=_is_generative),
+           Metric("hal", "lower", A.generative("hal"), gated=True, rows_filter=_is_generative),
+           Metric("cog", "lower", A.generative("cog"), rows_filter=_is_generative,
+                  description="annotated hallu objects mentioned x 100 (lower is better)"),
+           disc("d_accuracy", "accuracy", None, test="mcnemar", item_key="correct"),
+           disc("d_precision", "precision", None), disc("d_recall", "recall", None),
+           disc("d_f1", "f1", None, description="positive class = No, exact Yes/No answers")]
+    for group in ("existence", "attribute", "state", "number", "action", "relation"):
+        out += [disc(f"{group}_accuracy", "accuracy", group), disc(f"{group}_f1", "f1", group)]
+    out.append(Metric("parse_failure", "lower", M.parse_failure_rate, rows_filter=_is_discriminative,
+                      description='answers other than exactly "Yes" / "No" (wrong for the official script)'))
+    return tuple(out)
+
+
+def _subtype_is(subtype: str):
+    def of_subtype(row: dict) -> bool:
+        return row.get("kind") == "discriminative" and row.get("subtype") == subtype
+    of_subtype.__name__ = f"subtype_{subtype}"
+    return of_subtype
+
+
 def _qtype_is(qtype: str):
     def of_type(row: dict) -> bool:
         return row.get("qtype") == qtype
@@ -164,9 +197,9 @@ MICRO_CHAIR = Suite("micro-chair", "micro", ("harness_micro_chair",), _with_dege
 POPE = Suite("pope", "real", ("pope_random", "pope_pop", "pope_adv"), _with_degenerate(pope_metrics()), primary="f1",
              version="2",
              description="lmms-eval POPE splits, scored per split with lenient parsing and the true yes-ratio")
-AMBER = Suite("amber", "real", ("harness_amber_g", "harness_amber_d"), _with_degenerate(amber_metrics()),
-              primary="amber_score", version="2",
-              description="AMBER generative (lmms-eval's dataset) + discriminative (ours)")
+AMBER = Suite("amber", "real", ("harness_amber_g", "harness_amber_d"), _with_degenerate(real_amber_metrics()),
+              primary="amber_score", version="3",
+              description="AMBER generative (lmms-eval's dataset) + discriminative, scored as AMBER's inference.py")
 MMHAL = Suite("mmhal", "real", ("harness_mmhal",), _with_degenerate(mmhal_metrics()), primary="score", version="2",
               judged=True, description="MMHal-Bench, 96 items, 0-6 rubric by an OpenAI-compatible judge")
 MMVET = Suite("mmvet", "real", ("harness_mmvet",), _with_degenerate(mmvet_metrics(REAL_MMVET_CAPS)), primary="score",

@@ -16,11 +16,16 @@ absolute numbers are close to, not identical with, published ones.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 
 from PIL import Image
 
+from benchmarks.official import amber as official_amber
+from benchmarks.official import nlp
+from harness.errors import HarnessError
 from harness.world.texts import degeneration, parse_yes_no
 
 HERE = Path(__file__).resolve().parent
@@ -60,10 +65,13 @@ def mmhal_doc_to_text(doc, lmms_eval_specific_kwargs=None):
 
 
 def amber_d_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    # lmms-eval builds every prompt before generating any answer: an unknown type fails here, not after
+    official_amber.discriminative_type(doc.get("type"))
     return doc["query"]
 
 
 def amber_g_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    amber_scorer()      # refuse before generating when AMBER's data or NLP resources are missing
     return "Describe this image."
 
 
@@ -106,36 +114,62 @@ def mmhal_process_results(doc, results):
     return {"harness_items": row}
 
 
-AMBER_DIMENSIONS = {"existence": "existence", "attribute": "attribute", "relation": "relation"}
-
-
-def amber_dimension(kind: str) -> str:
-    """AMBER's type field ("discriminative-attribute-state", ...) -> existence | attribute | relation."""
-    for key, dim in AMBER_DIMENSIONS.items():
-        if key in (kind or ""):
-            return dim
-    raise ValueError(f"unknown AMBER discriminative type {kind!r}")
-
-
 def amber_d_process_results(doc, results):
+    """Scored as AMBER's inference.py scores it (benchmarks.official.amber): only the exact answers "Yes" / "No"
+    count (`parsed`); `parsed_lenient` keeps our first-sentence reading for diagnosis."""
     pred = _pred(results)
     label = str(doc["truth"]).strip().lower()
-    parsed = parse_yes_no(pred)
-    row = {"id": f"amber-d-{doc['id']}", "kind": "discriminative", "dimension": amber_dimension(doc.get("type")),
-           "question": doc["query"], "prediction": pred, "target": label, "label": label, "parsed": parsed,
+    dimension, subtype = official_amber.discriminative_type(doc.get("type"))
+    parsed = official_amber.official_yes_no(pred)
+    row = {"id": f"amber-d-{doc['id']}", "kind": "discriminative", "type": doc.get("type"),
+           "dimension": dimension, "subtype": subtype, "question": doc["query"], "prediction": pred,
+           "target": label, "label": label, "parsed": parsed, "parsed_lenient": parse_yes_no(pred),
            "correct": parsed == label, "parse_failed": parsed is None}
     row.update(_broken(pred))
     return {"harness_items": row}
 
 
-def amber_g_process_results(doc, results):
-    pred = _pred(results)
+# AMBER's own data files for the generative scorer (from its repository's data/ folder)
+AMBER_RELATION = DATA / "amber" / "relation.json"
+AMBER_SAFE_WORDS = DATA / "amber" / "safe_words.txt"
+_AMBER_SCORER: dict = {}
+
+
+def amber_matcher() -> dict:
+    """The near-synonym model and threshold (AMBER's defaults; HARNESS_AMBER_SPACY_MODEL /
+    HARNESS_AMBER_SIMILARITY choose others, and every row records which)."""
+    return {"spacy_model": os.environ.get("HARNESS_AMBER_SPACY_MODEL", nlp.DEFAULT_SPACY_MODEL),
+            "similarity": float(os.environ.get("HARNESS_AMBER_SIMILARITY", nlp.DEFAULT_SIMILARITY))}
+
+
+def amber_scorer() -> official_amber.GenerativeScorer:
+    """AMBER's generative scorer; HarnessError when its data or NLP resources are missing (never a fallback)."""
+    matcher = amber_matcher()
+    key = tuple(matcher.values())
+    if key not in _AMBER_SCORER:
+        for f in (AMBER_RELATION, AMBER_SAFE_WORDS):
+            if not f.is_file():
+                raise HarnessError(f"official AMBER scoring needs {f} (AMBER's data/{f.name})")
+        association = json.loads(AMBER_RELATION.read_text(encoding="utf-8"))
+        safe = [line.split("\n")[0] for line in AMBER_SAFE_WORDS.read_text(encoding="utf-8").splitlines()]
+        nlp.require_nltk("punkt_tab", "averaged_perceptron_tagger_eng", "wordnet")
+        similar = nlp.similarity_test(matcher["spacy_model"], matcher["similarity"])
+        _AMBER_SCORER[key] = official_amber.GenerativeScorer(association, safe, nlp.amber_nouns, similar)
+    return _AMBER_SCORER[key]
+
+
+def amber_g_row(doc, pred: str, scorer=None) -> dict:
     truth, hallu = list(doc.get("truth") or []), list(doc.get("hallu") or [])
+    scored = (scorer or amber_scorer()).score(pred, truth, hallu)
     row = {"id": f"amber-g-{doc.get('question_id', doc.get('id'))}", "kind": "generative",
            "question": "Describe this image.", "prediction": pred, "target": ", ".join(truth), "truth": truth,
-           "hallu": hallu, "mentioned": mentions(pred, truth + hallu)}
+           "hallu": hallu, "matcher": amber_matcher(), **scored}
     row.update(_broken(pred))
-    return {"harness_items": row}
+    return row
+
+
+def amber_g_process_results(doc, results):
+    return {"harness_items": amber_g_row(doc, _pred(results))}
 
 
 def mmvet_process_results(doc, results):

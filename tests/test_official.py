@@ -1,0 +1,70 @@
+"""Official scoring (benchmarks.official): the harness reproduces each benchmark's own script digit for digit on
+the committed golden fixtures (tests/golden/*.json: crafted predictions + the official script's printed output,
+computed once with the official code named in each fixture's header)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+REAL = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "real"
+
+
+def _golden(name: str) -> dict:
+    return json.loads((GOLDEN / name).read_text())
+
+
+@pytest.fixture(scope="module")
+def real_utils():
+    spec = importlib.util.spec_from_file_location("harness_real_task_utils_official", REAL / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    return utils
+
+
+def _printed(value: float, official: str) -> str:
+    """Our value printed with as many decimals as the official script printed."""
+    decimals = len(official.split(".")[1]) if "." in official else 0
+    return f"{value:.{decimals}f}"
+
+
+# ---------------------------------------------------------------- AMBER discriminative
+
+def _amber_d_rows(utils) -> list[dict]:
+    items = _golden("amber_d.json")["items"]
+    return [utils.amber_d_process_results({"id": it["id"], "query": "q", "truth": it["truth"], "type": it["type"]},
+                                          [it["response"]])["harness_items"] for it in items]
+
+
+def test_amber_discriminative_matches_inference_py(real_utils):
+    from benchmarks.suites import AMBER
+
+    values = AMBER.compute(_amber_d_rows(real_utils))
+    official = _golden("amber_d.json")["official_output"]
+    for group, stats in official.items():
+        for stat in ("accuracy", "f1"):
+            name = f"d_{stat}" if group == "all" else f"{group}_{stat}"
+            assert _printed(values[name], stats[stat]) == stats[stat], (name, values[name], stats[stat])
+    assert _printed(values["d_precision"], official["all"]["precision"]) == official["all"]["precision"]
+    assert _printed(values["d_recall"], official["all"]["recall"]) == official["all"]["recall"]
+
+
+def test_amber_official_types_and_unknown_type_fails_before_generation(real_utils):
+    from benchmarks.official.amber import discriminative_type
+
+    assert discriminative_type("discriminative-hallucination") == ("existence", None)
+    assert discriminative_type("relation") == ("relation", None)
+    assert discriminative_type("discriminative-attribute-number") == ("attribute", "number")
+    with pytest.raises(ValueError, match="official types"):
+        real_utils.amber_d_doc_to_text({"query": "Is there a dog?", "type": "discriminative-existence"})
+    assert real_utils.amber_d_doc_to_text({"query": "Is there a dog?", "type": "relation"}) == "Is there a dog?"
+
+
+def test_amber_discriminative_counts_only_exact_yes_no(real_utils):
+    row = real_utils.amber_d_process_results({"id": 1, "query": "q", "truth": "no",
+                                              "type": "discriminative-hallucination"}, ["No."])["harness_items"]
+    assert row["parsed"] is None and not row["correct"] and row["parsed_lenient"] == "no"
