@@ -17,7 +17,7 @@ from typing import Sequence
 
 from harness.errors import HarnessError
 from harness.record import Comparison
-from harness.stats import N_BOOT, mcnemar, pair_rows, paired_bootstrap
+from harness.stats import N_BOOT, mcnemar, metric_mde, pair_rows, paired_bootstrap
 from harness.suite import Metric, Suite
 
 Rows = Sequence[dict]
@@ -42,9 +42,11 @@ def compare_metric(metric: Metric, base_rows: Rows, aligned_rows: Rows, seed: in
         p = mcnemar([bool(r.get(key)) for r in base], [bool(r.get(key)) for r in aligned])
     else:
         p = p_boot
+    mde = metric_mde(base, aligned, metric.fn, metric.item_key if metric.test == "mcnemar" else None)
     return Comparison(delta=float(delta), ci=[float(ci[0]), float(ci[1])],
                       p_value=None if p is None or (isinstance(p, float) and math.isnan(p)) else float(p),
-                      test=_test_name(metric), direction=metric.direction)
+                      test=_test_name(metric), direction=metric.direction,
+                      mde=None if math.isnan(mde) else mde)
 
 
 def compare_suite(suite: Suite, base_rows: Rows, aligned_rows: Rows, seed: int = 0,

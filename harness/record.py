@@ -47,6 +47,7 @@ class Comparison:
     p_value: float | None
     test: str                # "mcnemar" | "paired-bootstrap"
     direction: str = "higher"
+    mde: float | None = None  # minimum detectable effect at these items (α 0.05, power 0.8; harness.stats)
 
 
 @dataclass

@@ -95,3 +95,100 @@ def mcnemar(base_correct: Sequence[bool], aligned_correct: Sequence[bool]) -> fl
     if b + c == 0:
         return 1.0
     return float(binomtest(c, b + c, 0.5).pvalue)
+
+
+# ---------------------------------------------------------------- power: minimum detectable effect (paired)
+
+ALPHA, POWER = 0.05, 0.8       # the MDE's conventions: two-sided 5 % test, 80 % power
+
+
+def jackknife_values(rows: Rows, fn: Callable[[Rows], float]) -> np.ndarray:
+    """Per-item jackknife pseudo-values n·θ − (n−1)·θ₋ᵢ. For a mean they are the items' own values; for a ratio
+    metric (F1, CHAIRi, the AMBER score) they are its linearisation, so the paired differences of two checkpoints'
+    pseudo-values have the SD a paired test on that metric faces."""
+    rows = list(rows)
+    n = len(rows)
+    if n < 2:
+        return np.full(n, np.nan)
+    theta = fn(rows)
+    if _summable(fn):
+        m = np.asarray(fn.matrix(rows), dtype=float)
+        total = m.sum(axis=0)
+        loo = np.array([fn.from_sums(total - m[i]) for i in range(n)], dtype=float)
+    else:
+        loo = np.array([fn(rows[:i] + rows[i + 1:]) for i in range(n)], dtype=float)
+    return n * theta - (n - 1) * loo
+
+
+def mde_paired_t(sd_diff: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Smallest true mean difference a two-sided paired t-test on n pairs detects with `power` (noncentral t,
+    scipy), given the SD of the per-item paired differences."""
+    from scipy.optimize import brentq
+    from scipy.stats import nct, norm, t
+
+    if n < 2 or not _finite(sd_diff):
+        return float("nan")
+    if sd_diff == 0:
+        return 0.0
+    df, tc = n - 1, t.ppf(1 - alpha / 2, n - 1)
+
+    def gap(d: float) -> float:
+        nc = d * math.sqrt(n) / sd_diff
+        # the far tail (rejecting on the wrong side) is ~0; scipy's nct.cdf returns NaN out there
+        return nct.sf(tc, df, nc) + np.nan_to_num(nct.cdf(-tc, df, nc)) - power
+
+    hi = 4 * (norm.ppf(1 - alpha / 2) + norm.ppf(power)) * sd_diff / math.sqrt(max(n - 1, 1))
+    return float(brentq(gap, 1e-12, hi))
+
+
+def mcnemar_power(delta: float, discordance: float, n: int, alpha: float = ALPHA) -> float:
+    """Power of McNemar's test for a difference `delta` in paired proportions at discordance rate p_d (Connor
+    1987's normal approximation: Φ((|Δ|·√n − z·√p_d) / √(p_d − Δ²)))."""
+    from scipy.stats import norm
+
+    pd = max(discordance, abs(delta))          # a difference of Δ needs at least Δ of the items discordant
+    spread = pd - delta ** 2
+    if spread <= 0:
+        return 1.0
+    return float(norm.cdf((abs(delta) * math.sqrt(n) - norm.ppf(1 - alpha / 2) * math.sqrt(pd)) / math.sqrt(spread)))
+
+
+def mde_mcnemar(discordance: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Smallest difference in paired proportions McNemar's test detects with `power` at n pairs, given the
+    observed share of discordant items (at least the difference itself, so 0 discordant items is not MDE 0)."""
+    from scipy.optimize import brentq
+
+    if n < 1 or not _finite(discordance):
+        return float("nan")
+    if mcnemar_power(1.0, discordance, n, alpha) < power:
+        return float("nan")                    # not even a change on every item would be detected
+    return float(brentq(lambda d: mcnemar_power(d, discordance, n, alpha) - power, 1e-9, 1.0))
+
+
+def metric_mde(base: Rows, aligned: Rows, fn: Callable[[Rows], float], item_key: str | None = None,
+               alpha: float = ALPHA, power: float = POWER) -> float:
+    """The minimum detectable effect of one metric at these paired items: McNemar's from the discordance rate when
+    the metric is tested on a per-item boolean (`item_key`), else the paired t's from the SD of the per-item
+    paired differences (jackknife pseudo-values, which are the items' values for a mean)."""
+    b, a = pair_rows(base, aligned)
+    if not b:
+        return float("nan")
+    if item_key:
+        disc = sum(bool(x.get(item_key)) != bool(y.get(item_key)) for x, y in zip(b, a)) / len(b)
+        return mde_mcnemar(disc, len(b), alpha, power)
+    diffs = jackknife_values(a, fn) - jackknife_values(b, fn)
+    diffs = diffs[np.isfinite(diffs)]
+    if len(diffs) < 2:
+        return float("nan")
+    return mde_paired_t(float(np.std(diffs, ddof=1)), len(diffs), alpha, power)
+
+
+def mde_from_ci(ci: Sequence[float], alpha: float = ALPHA, power: float = POWER) -> float:
+    """An approximate MDE for a record that predates stored MDEs: the delta's CI half-width is z_{1−α/2}·SE, and
+    the MDE of a normal test is (z_{1−α/2} + z_power)·SE."""
+    from scipy.stats import norm
+
+    if not ci or len(ci) != 2 or not (_finite(ci[0]) and _finite(ci[1])):
+        return float("nan")
+    z = norm.ppf(1 - alpha / 2)
+    return float((ci[1] - ci[0]) / 2 / z * (z + norm.ppf(power)))

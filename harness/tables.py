@@ -12,7 +12,7 @@ from tabulate import tabulate
 from harness.record import Comparison, MetricValue, RunRecord, SuiteResult, short_commit
 from harness.suite import arrow, signed_gain
 
-HEADERS_RUN = ["suite", "metric", "base [95% CI]", "aligned [95% CI]", "delta [95% CI]", "p", "sig.", "n",
+HEADERS_RUN = ["suite", "metric", "base [95% CI]", "aligned [95% CI]", "delta [95% CI]", "p", "sig.", "MDE", "n",
                "failures base→aligned"]
 HEADERS_EVAL = ["suite", "metric", "value [95% CI]", "n", "failures"]
 TEST_SHORT = {"mcnemar": "McN", "paired-bootstrap": "boot"}
@@ -79,6 +79,19 @@ def significance(comp: Comparison | None, base=None, aligned=None) -> str:
         base, aligned = 0.0, comp.delta
     v = verdict(comp.direction, base, aligned)
     return f"{stars} {v}".strip()
+
+
+def mde_text(comp: Comparison | None, d: int = 3) -> str:
+    """The comparison's minimum detectable effect (α 0.05, power 0.8, paired; harness.stats.metric_mde); for a
+    record made before MDEs were stored, '≈' and the normal approximation from the delta's CI (stats.mde_from_ci)."""
+    if comp is None:
+        return "–"
+    mde = getattr(comp, "mde", None)
+    if is_num(mde):
+        return fmt(mde, d)
+    from harness.stats import mde_from_ci
+    approx = mde_from_ci(comp.ci)
+    return "≈" + fmt(approx, d) if is_num(approx) else "–"
 
 
 def failures_text(*failures: dict | None) -> str:
@@ -177,7 +190,7 @@ def before_after_cells(record: RunRecord) -> list[dict]:
                 delta=fmt(comp.delta, d, True) if comp else "–", delta_ci=fmt_ci(comp.ci, d, True) if comp else "",
                 p=fmt_p(comp.p_value) if comp else "–", test=TEST_SHORT.get(comp.test, comp.test) if comp else "",
                 sig=significance(comp, bv.value if bv else None, av.value if av else None),
-                n=_n_text(bv, av)))
+                mde=mde_text(comp, d), n=_n_text(bv, av)))
     return out
 
 
@@ -188,7 +201,7 @@ def before_after_rows(record: RunRecord) -> list[list[str]]:
         rows.append([c["suite"] if c["first"] else "", label,
                      f"{c['base']} {c['base_ci']}".strip(), f"{c['aligned']} {c['aligned_ci']}".strip(),
                      f"{c['delta']} {c['delta_ci']}".strip(), f"{c['p']} ({c['test']})" if c["test"] else c["p"],
-                     c["sig"], c["n"], c["failures"] if c["first"] else ""])
+                     c["sig"], c["mde"], c["n"], c["failures"] if c["first"] else ""])
     return rows
 
 
@@ -215,7 +228,10 @@ def eval_rows(record: RunRecord) -> list[list[str]]:
 LEGEND = ("delta = aligned − base, with its 95 % paired-bootstrap CI; p from the exact McNemar test (McN) on "
           "per-item correctness or the paired bootstrap (boot); * p<0.05, ** p<0.01, *** p<0.001, with "
           "better/worse read from the metric's declared direction (↑ higher is better, ↓ lower is better, "
-          "→v closer to v is better); n = items; failures = unparsable answers / failed judge calls, counted, "
+          "→v closer to v is better); MDE = the smallest true delta the paired test detects with 80 % power at "
+          "α 0.05 on these n items (McNemar from the discordance rate, else a paired t on the per-item differences; "
+          "'≈' = approximated from the delta's CI for records made before MDEs were stored): a delta smaller than "
+          "the MDE may be real but this suite could not see it; n = items; failures = unparsable answers / failed judge calls, counted, "
           "never scored as 0.")
 
 
@@ -284,13 +300,13 @@ def print_before_after(record: RunRecord, console=None, details: bool = False) -
     if hidden:
         caption += f"\n{hidden} per-split/per-type metrics not shown here: see table.md"
     columns = [("metric", "left"), ("base", "right"), ("aligned", "right"), ("Δ", "right"),
-               ("p", "right"), ("sig.", "left"), ("n", "right")]
+               ("p", "right"), ("sig.", "left"), ("MDE", "right"), ("n", "right")]
     # Wide terminals get one line per metric; narrow ones get the CI under its value.
     sep = " " if console.width >= 150 else "\n"
     table = _rich_table(record_title(record), caption, columns, shown, lambda c: [
         c["metric"] + (f"{sep}(primary)" if c["primary"] else ""),
         f"{c['base']}{sep}{c['base_ci']}", f"{c['aligned']}{sep}{c['aligned_ci']}",
-        f"{c['delta']}{sep}{c['delta_ci']}", f"{c['p']}{sep}{c['test']}", _colour_sig(c["sig"], sep), c["n"]])
+        f"{c['delta']}{sep}{c['delta_ci']}", f"{c['p']}{sep}{c['test']}", _colour_sig(c["sig"], sep), c["mde"], c["n"]])
     console.print(table)
     console.print(LEGEND, style="dim")
 
