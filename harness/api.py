@@ -28,6 +28,9 @@ from harness.stages import Stages, code_version
 DEFAULT_SUITES = {"micro": ["micro-pope", "micro-amber", "micro-chair", "micro-mmhal", "micro-mmvet"],
                   "real": ["pope", "amber", "mmhal", "mmvet", "object-halbench"]}
 DEFAULT_BASE = {"micro": "micro-llava", "real": "llava-hf/llava-1.5-7b-hf"}
+# the judge of MMHal / MM-Vet: the micro world's rule judge, the real world's OpenAI-compatible judge
+# (harness.judges.openai_judge: HARNESS_JUDGE_URL, HARNESS_JUDGE_MODEL, key in OPENAI_API_KEY)
+DEFAULT_JUDGE = {"micro": "rule", "real": "openai"}
 EVAL_CODE = ("harness.evaluate", "harness.lmms_adapter", "harness.models.vlm", "harness.judges", "benchmarks",
              "harness.world")
 
@@ -46,12 +49,13 @@ class RunSettings:
     seed: int = 0
     base_model: str = ""                # default: micro-llava (micro) / llava-hf/llava-1.5-7b-hf (real)
     suites: list[str] = field(default_factory=list)   # default: the world's hallucination suites
-    judge: str = "rule"
+    judge: str = ""                     # default: the world's judge (DEFAULT_JUDGE)
     eval: EvalSettings = field(default_factory=EvalSettings)
     threads: int = 1                    # torch threads per process (FACTS §5)
 
     def __post_init__(self):
         self.base_model = self.base_model or DEFAULT_BASE.get(self.world, "")
+        self.judge = self.judge or DEFAULT_JUDGE.get(self.world, "rule")
         self.suites = list(self.suites) or list(DEFAULT_SUITES.get(self.world, []))
 
 

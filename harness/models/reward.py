@@ -131,14 +131,32 @@ def chat_messages(question: str, response: str, with_image: bool) -> list[dict]:
     return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
 
 
+def preference_score(output) -> torch.Tensor:
+    """One scalar per row: a tensor (the zoo's heads), `output.score` (ArmoRM's card: the gated preference
+    score, not its 19 objective rewards) or a one-label sequence classifier's logits."""
+    if isinstance(output, torch.Tensor):
+        return output
+    score = getattr(output, "score", None)
+    if isinstance(score, torch.Tensor):
+        return score.reshape(score.shape[0], -1)[:, 0]
+    logits = output.logits
+    if logits.dim() == 2 and logits.shape[1] != 1:
+        raise HarnessError(f"reward model has {logits.shape[1]} output labels and no preference score: "
+                           "expected one label (a scalar reward) or an ArmoRM-style output.score")
+    return logits.reshape(logits.shape[0], -1)[:, 0]
+
+
 class RewardModel:
     """Batch scorer over (image, question, response) triples."""
 
-    def __init__(self, model, processor, image_aware: bool, name: str = ""):
+    def __init__(self, model, processor, image_aware: bool, name: str = "", one_by_one: bool = False):
         self.model = model.eval()
         self.processor = processor        # LlavaProcessor (aware) or tokenizer (blind)
         self.image_aware = image_aware
         self.name = name
+        # a model with its own code (ArmoRM) is scored as its card does it, one unpadded conversation at a time:
+        # its code finds the last token through pad_token_id, which padding with the end-of-turn token breaks
+        self.one_by_one = one_by_one
 
     def _encode(self, images, questions, responses):
         if self.image_aware:
@@ -146,6 +164,10 @@ class RewardModel:
                      for q, r in zip(questions, responses)]
             return self.processor(images=list(images), text=texts, return_tensors="pt", padding=True)
         tok = self.processor
+        if self.one_by_one and getattr(tok, "chat_template", None):   # the card's call: template -> ids directly
+            (q,), (r,) = questions, responses
+            return tok.apply_chat_template(chat_messages(q, r, False), tokenize=True, return_dict=True,
+                                           return_tensors="pt")
         if getattr(tok, "chat_template", None):
             texts = [tok.apply_chat_template(chat_messages(q, r, False), tokenize=False)
                      for q, r in zip(questions, responses)]
@@ -160,44 +182,62 @@ class RewardModel:
         if self.image_aware and (images is None or len(images) != len(questions)):
             raise HarnessError(f"reward model {self.name!r} is image-aware: pass one image per question")
         out: list[float] = []
+        batch_size = 1 if self.one_by_one else batch_size
+        device = next(self.model.parameters()).device
         for i in range(0, len(questions), batch_size):
             imgs = images[i:i + batch_size] if self.image_aware else None
-            enc = self._encode(imgs, questions[i:i + batch_size], responses[i:i + batch_size])
+            enc = self._encode(imgs, questions[i:i + batch_size], responses[i:i + batch_size]).to(device)
             if self.image_aware:
                 r = self.model(**enc)
             else:
-                r = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-                r = getattr(r, "logits", r)
-                r = r[:, 0] if r.dim() == 2 else r
-            out.extend(float(x) for x in r.float().tolist())
+                r = preference_score(self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]))
+            out.extend(float(x) for x in r.float().reshape(-1).tolist())
         return out
 
 
-def load_reward_model(name_or_path: str, trust_remote_code: bool = False) -> RewardModel:
-    """Zoo name (micro-rm, micro-rm-blind) or local HF directory -> RewardModel (safetensors only)."""
-    from harness.zoo.store import resolve_model
+def load_reward_model(name_or_path: str, trust_remote_code: bool = False, device: str | None = None) -> RewardModel:
+    """Zoo name (micro-rm, micro-rm-blind), local HF directory or hub id -> RewardModel (safetensors only).
 
-    path = Path(resolve_model(name_or_path))
+    A checkpoint with its own model code (config `auto_map`, e.g. ArmoRM's LlamaForRewardModelWithGating) loads
+    only with `trust_remote_code=True`, the preset's explicit per-model opt-in, and says so on stderr. Any load
+    that leaves a weight newly initialised (a head the checkpoint lacks) is a HarnessError naming it."""
+    import sys
+
+    from harness.models.hub import auto_device, check_loading_info, resolve
+
+    path = resolve(name_or_path, remote_code=trust_remote_code)
     cfg_file = path / "config.json"
     if not cfg_file.exists():
         raise HarnessError(f"reward model {name_or_path!r}: no config.json in {path}")
-    archs = json.loads(cfg_file.read_text()).get("architectures") or []
-    if AWARE_ARCH in archs:
-        from transformers import AutoProcessor
-        model = LlavaRewardModel.from_pretrained(path, use_safetensors=True)
-        processor = AutoProcessor.from_pretrained(path)
-        return RewardModel(model, processor, True, str(name_or_path))
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    config = json.loads(cfg_file.read_text())
+    archs = config.get("architectures") or []
+    if config.get("auto_map") and not trust_remote_code:
+        raise HarnessError(f"reward model {name_or_path!r} ({', '.join(archs) or 'custom'}) needs its own model "
+                           "code: allow it explicitly with synth.response_reward.trust_remote_code=true (transformers "
+                           "would otherwise load a stock class with a randomly initialised head)")
+    device = auto_device(device)
+    what = f"reward model {name_or_path!r}"
     try:
+        if AWARE_ARCH in archs:
+            from transformers import AutoProcessor
+            model, info = LlavaRewardModel.from_pretrained(path, use_safetensors=True, output_loading_info=True)
+            check_loading_info(info, what)
+            return RewardModel(model.to(device), AutoProcessor.from_pretrained(path), True, str(name_or_path))
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
         if BLIND_ARCH in archs:
-            model = TextRewardModel.from_pretrained(path, use_safetensors=True)
+            model, info = TextRewardModel.from_pretrained(path, use_safetensors=True, output_loading_info=True)
         else:
-            model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True,
-                                                                       trust_remote_code=trust_remote_code)
+            if trust_remote_code:
+                print(f"harness: {what}: running the model code shipped in {path} (trust_remote_code: true, "
+                      "allowed in the preset)", file=sys.stderr)
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                path, use_safetensors=True, trust_remote_code=trust_remote_code, output_loading_info=True,
+                dtype=torch.bfloat16 if device.startswith("cuda") else torch.float32)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        raise HarnessError(f"cannot load reward model {name_or_path!r} from {path}: {e}") from e
+        raise HarnessError(f"cannot load {what} from {path}: {e}") from e
+    check_loading_info(info, what)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.config.pad_token_id = tok.pad_token_id
-    return RewardModel(model, tok, False, str(name_or_path))
+    return RewardModel(model.to(device), tok, False, str(name_or_path), one_by_one=bool(config.get("auto_map")))

@@ -1,8 +1,8 @@
 """Load an HF LLaVA-architecture checkpoint (+ optional PEFT adapter) and generate from it in batches.
 
-One code path for the micro zoo's tiny LLaVA and for `llava-hf/llava-1.5-7b-hf`-style checkpoints: both are
-`LlavaForConditionalGeneration` + `AutoProcessor` with a chat template. Base and aligned checkpoints are loaded
-from disk the same way and put in eval mode (FACTS.md §7: evaluating an adapter inside the trainer instead of
+One code path for the micro zoo's tiny LLaVA and for llava-hf checkpoints (LLaVA-1.5, LLaVA-NeXT/1.6 and
+other `AutoModelForImageTextToText` models), each with its own class, processor and chat template. Base and
+aligned checkpoints are loaded from disk the same way and put in eval mode (FACTS.md §7: evaluating an adapter inside the trainer instead of
 reloaded from disk shifted POPE's yes-ratio by up to 0.09).
 """
 
@@ -16,41 +16,44 @@ from harness.errors import HarnessError
 
 
 def resolve_checkpoint(name_or_path: str) -> Path:
-    """A zoo name ("micro-llava") -> its directory; otherwise an existing local directory."""
-    try:
-        from harness.zoo.store import resolve_model
-    except ImportError:   # the zoo module is optional for plain paths
-        resolve_model = None
-    if resolve_model is not None and not Path(name_or_path).exists():
-        return Path(resolve_model(name_or_path))
-    p = Path(name_or_path)
-    if not p.is_dir():
-        raise HarnessError(f"model not found: {name_or_path!r} is neither a zoo name nor a checkpoint directory")
+    """A zoo name ("micro-llava"), a local checkpoint directory or a hub id -> its directory (harness.models.hub)."""
+    from harness.models.hub import resolve
+
+    p = resolve(name_or_path)
     if not (p / "config.json").is_file():
         raise HarnessError(f"{p} is not an HF checkpoint directory (no config.json)")
     return p
 
 
 def load_vlm(name_or_path: str, adapter: str | None = None, trust_remote_code: bool = False,
-             device: str | None = None):
-    """-> (model, processor), the model in eval mode; `adapter` is a PEFT adapter directory (safetensors)."""
-    import torch
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
+             device: str | None = None, dtype: str | None = None):
+    """-> (model, processor), the model in eval mode; `adapter` is a PEFT adapter directory (safetensors).
+
+    The class comes from the checkpoint's config through AutoModelForImageTextToText (LLaVA-1.5 ->
+    LlavaForConditionalGeneration, LLaVA-NeXT/1.6 -> LlavaNextForConditionalGeneration, ...), the processor and
+    chat template from AutoProcessor. Device and dtype default to auto (harness.models.hub: cuda + bf16 when
+    a GPU is visible, else cpu + float32)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from harness.models.hub import auto_device, auto_dtype, check_loading_info
 
     path = resolve_checkpoint(name_or_path)
+    device = auto_device(device)
     try:
-        arch = json.loads((path / "config.json").read_text()).get("architectures") or []
+        config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise HarnessError(f"unreadable config.json in {path}: {e}") from None
-    if arch and not any("Llava" in a for a in arch):
-        raise HarnessError(f"{path} holds a {arch[0]}, not a LLaVA-architecture model")
+    archs = config.get("architectures") or []
+    if archs and not any(a.endswith("ForConditionalGeneration") or "ImageTextToText" in a for a in archs):
+        raise HarnessError(f"{path} holds a {archs[0]}, not an image-text-to-text model")
     try:
         processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = LlavaForConditionalGeneration.from_pretrained(
-            path, use_safetensors=True, trust_remote_code=trust_remote_code,
-            dtype=torch.float32 if (device or "cpu") == "cpu" else "auto")
-    except (OSError, ValueError) as e:
+        model, info = AutoModelForImageTextToText.from_pretrained(
+            path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=auto_dtype(device, dtype),
+            output_loading_info=True)
+    except (OSError, ValueError, KeyError) as e:
         raise HarnessError(f"cannot load checkpoint {path}: {e}") from None
+    check_loading_info(info, f"checkpoint {name_or_path!r}")
     if adapter:
         from peft import PeftModel
 
@@ -61,8 +64,7 @@ def load_vlm(name_or_path: str, adapter: str | None = None, trust_remote_code: b
             model = PeftModel.from_pretrained(model, apath, is_trainable=False)
         except (OSError, ValueError, RuntimeError) as e:
             raise HarnessError(f"cannot load adapter {apath}: {e}") from None
-    if device:
-        model = model.to(device)
+    model = model.to(device)
     model.eval()
     if processor.tokenizer.pad_token_id is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
@@ -95,11 +97,13 @@ def generate(model, processor, images: Sequence, prompts: Sequence[str], max_new
     texts = [chat_prompt(processor, p) for p in prompts]
     out: list[str] = []
     device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
     for b, start in enumerate(range(0, len(texts), max(1, batch_size))):
         batch_imgs = [im.convert("RGB") for im in images[start:start + batch_size]]
         enc = processor(images=batch_imgs, text=texts[start:start + batch_size], return_tensors="pt",
                         padding=True)
-        enc = {k: v.to(device) for k, v in enc.items()}
+        # floating inputs (pixel values) in the model's dtype (bf16 on a GPU); ids, masks, image_sizes unchanged
+        enc = {k: v.to(device, dtype=dtype) if v.is_floating_point() else v.to(device) for k, v in enc.items()}
         kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tok.pad_token_id}
         if temperature and temperature > 0:
             torch.manual_seed(seed + b)

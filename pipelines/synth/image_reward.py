@@ -2,7 +2,8 @@
 
 Paper: ImageReward v1.0, argmax of the 4. Here: a CLIP image-text score (cosine similarity x logit scale)
 from any `CLIPModel` directory — the zoo's `micro-clip` in the micro world, an OpenAI CLIP in the real world
-(ImageReward's own package downloads from the hub at import, so it is not wired in).
+(ImageReward's own package downloads from the hub at import and does not install from the locked
+environment, so it is not wired in: the real presets say CLIP is the stand-in).
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ class ClipScorer:
         import torch
         from transformers import AutoProcessor, CLIPModel
 
+        from harness.models.hub import auto_device, check_loading_info
         from pipelines.synth.models import resolve
         path = resolve(cfg.model)
         self.torch = torch
         self.cfg = cfg
-        self.model = CLIPModel.from_pretrained(path, use_safetensors=True).eval()
+        self.device = auto_device(None)
+        self.model, info = CLIPModel.from_pretrained(path, use_safetensors=True, output_loading_info=True)
+        check_loading_info(info, f"image reward model {cfg.model!r}")
+        self.model = self.model.to(self.device).eval()
         self.processor = AutoProcessor.from_pretrained(path)
 
     def score(self, images: list, texts: list[str]) -> list[float]:
@@ -38,7 +43,7 @@ class ClipScorer:
         with torch.inference_mode():
             for i in range(0, len(images), self.cfg.batch_size):
                 batch = self.processor(text=texts[i:i + self.cfg.batch_size], images=images[i:i + self.cfg.batch_size],
-                                       return_tensors="pt", padding=True)
+                                       return_tensors="pt", padding=True).to(self.device)
                 img = self.model.get_image_features(pixel_values=batch["pixel_values"])
                 txt = self.model.get_text_features(input_ids=batch["input_ids"],
                                                    attention_mask=batch.get("attention_mask"))

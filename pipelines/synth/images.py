@@ -23,8 +23,8 @@ class ImagesConfig:
     steps: int = 28
     height: int = 1024
     width: int = 1024
-    dtype: str = "float32"                 # sd3 on GPU: "bfloat16" / "float16"
-    device: str = "cpu"
+    dtype: str = "float32"                 # "auto": bfloat16 on a GPU, float32 on the CPU
+    device: str = "cpu"                    # "auto": cuda when a GPU is visible, else cpu
 
 
 def image_seed(prompt_index: int, image_number: int) -> int:
@@ -60,15 +60,18 @@ class SD3Generator:
             raise HarnessError("images.backend=sd3 needs images.model (a diffusers SD3 directory)")
         self.cfg = cfg
         self.torch = torch
-        from pathlib import Path
-        index = Path(cfg.model) / "model_index.json"
+        from harness.models.hub import auto_device, auto_dtype
+        from pipelines.synth.models import resolve
+        path = resolve(cfg.model)                  # zoo name, local directory or hub id (HF cache)
+        index = path / "model_index.json"
         if not index.is_file():
-            raise HarnessError(f"images.model {cfg.model!r} is not a local diffusers directory (no model_index.json)")
+            raise HarnessError(f"images.model {cfg.model!r} is not a diffusers pipeline (no model_index.json in {path})")
+        device = auto_device(None if cfg.device == "auto" else cfg.device)
         # components saved as [null, null] (e.g. SD3 without its T5 encoder) must be passed as None explicitly
         absent = {k: None for k, v in json.loads(index.read_text()).items()
                   if isinstance(v, list) and v == [None, None]}
-        self.pipe = StableDiffusion3Pipeline.from_pretrained(cfg.model, torch_dtype=getattr(torch, cfg.dtype),
-                                                             use_safetensors=True, **absent).to(cfg.device)
+        self.pipe = StableDiffusion3Pipeline.from_pretrained(path, torch_dtype=auto_dtype(device, cfg.dtype),
+                                                             use_safetensors=True, **absent).to(device)
         self.pipe.set_progress_bar_config(disable=True)
 
     def candidates(self, prompt_row: dict) -> list[dict]:

@@ -1,29 +1,34 @@
-"""Model name resolution shared by the synthesis components: zoo names ("micro-rm") or local paths."""
+"""Model name resolution shared by the synthesis components: zoo names ("micro-rm"), local paths or hub ids
+(harness.models.hub: the HF cache, a download when connected, the cache only when offline)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import HarnessError
+BIG_FILE = 256 << 20      # above this, hashing on every resume check would take minutes (7B shards)
 
 
-def resolve(name_or_path: str) -> Path:
-    """A zoo name -> its directory (harness.zoo.store), else an existing local directory."""
-    try:
-        from harness.zoo.store import resolve_model
-    except ImportError:  # the zoo store is optional for real-world runs with local paths
-        resolve_model = None
-    if resolve_model is not None:
-        return Path(resolve_model(name_or_path))
-    p = Path(name_or_path)
-    if p.is_dir():
-        return p
-    raise HarnessError(f"model not found: {name_or_path!r} (neither a zoo name nor a local directory)")
+def resolve(name_or_path: str, remote_code: bool = False) -> Path:
+    from harness.models.hub import resolve as resolve_any
+    return resolve_any(name_or_path, remote_code=remote_code)
 
 
 def fingerprint(name_or_path: str) -> str:
     """Content hash of a model directory's weights and config: part of every cache key that uses it."""
-    from harness.io import stable_hash, file_sha256
+    from harness.io import stable_hash
     d = resolve(name_or_path)
-    files = sorted(p for p in d.iterdir() if p.suffix in (".safetensors", ".json") and p.is_file())
-    return stable_hash({p.name: file_sha256(p) for p in files})
+    files = sorted(p for p in d.rglob("*") if p.suffix in (".safetensors", ".json") and p.is_file())
+    return stable_hash({p.relative_to(d).as_posix(): file_identity(p) for p in files})
+
+
+def file_identity(p: Path) -> str:
+    """sha256 of the file; for a big file in the HF cache, the blob's name (the hub's sha256 of it), else its
+    size and mtime."""
+    from harness.io import file_sha256
+    if p.stat().st_size <= BIG_FILE:
+        return file_sha256(p)
+    real = p.resolve()
+    if real.parent.name == "blobs" and len(real.name) == 64:
+        return real.name
+    st = real.stat()
+    return f"size={st.st_size},mtime_ns={st.st_mtime_ns}"

@@ -1,6 +1,8 @@
 """Stage 6 — response reward: one scalar per (image, question, response).
 
-Paper: ArmoRM-Llama3-8B, text only: it never sees the image. micro: the zoo's image-aware `micro-rm`
+Paper: ArmoRM-Llama3-8B, text only: it never sees the image. It ships its own model code, so it loads only with
+`trust_remote_code: true` in this config (printed when used; the config is in the run record) and scores with
+its card's preference score (`output.score`). micro: the zoo's image-aware `micro-rm`
 (a LLaVA backbone with a scalar head trained on ground-truth-labelled preferences) or its image-blind twin
 `micro-rm-blind` (`reward=image-blind`), both through harness.models.reward.load_reward_model, which also
 loads a real AutoModelForSequenceClassification RM. A non-finite score stops the run: a NaN would silently
@@ -20,7 +22,8 @@ MICRO_MODELS = {"image-aware": "micro-rm", "image-blind": "micro-rm-blind"}
 @dataclass
 class ResponseRewardConfig:
     reward: str = "image-aware"      # "image-aware" | "image-blind" (micro names), ignored when model is set
-    model: str = ""                  # explicit RM (zoo name or local directory), e.g. an ArmoRM-style RM
+    model: str = ""                  # explicit RM (zoo name, local directory or hub id), e.g. ArmoRM
+    trust_remote_code: bool = False  # per-model opt-in to run the RM's own model code (ArmoRM needs it)
     batch_size: int = 128
     workers: int = 1                 # parallel scoring processes, 1 torch thread each
 
@@ -34,13 +37,13 @@ def model_name(cfg: ResponseRewardConfig) -> str:
 
 
 def _score_chunk(args) -> list[float]:
-    name, images, questions, responses, batch_size = args
+    name, images, questions, responses, batch_size, remote_code = args
     import torch
     from PIL import Image
 
     from harness.models.reward import load_reward_model
     torch.set_num_threads(1)
-    rm = load_reward_model(name)
+    rm = load_reward_model(name, trust_remote_code=remote_code)
     imgs = None
     if rm.image_aware:
         imgs = []
@@ -78,11 +81,11 @@ def score_responses(cfg: ResponseRewardConfig, images: list, questions: list[str
             slot_of.append(seen[r["text"]])
     n_chunks = max(1, min(cfg.workers, len(flat_r)))
     bounds = [len(flat_r) * k // n_chunks for k in range(n_chunks + 1)]
-    chunks = [(name, flat_img[a:b], flat_q[a:b], flat_r[a:b], cfg.batch_size) for a, b in zip(bounds, bounds[1:])]
+    chunks = [(name, flat_img[a:b], flat_q[a:b], flat_r[a:b], cfg.batch_size, cfg.trust_remote_code)
+              for a, b in zip(bounds, bounds[1:])]
     if n_chunks > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(max_workers=n_chunks, mp_context=mp.get_context("spawn")) as ex:
+        from harness.procs import worker_pool
+        with worker_pool(n_chunks) as ex:                          # workers die with this process
             parts = list(ex.map(_score_chunk, chunks))
     else:
         parts = [_score_chunk(chunks[0])] if chunks else []

@@ -1,0 +1,187 @@
+"""The real world's components on tiny random-weight stand-ins (issue: the real world, end to end).
+
+Each numbered failure of the issue has a test here: (1) hub ids resolve through the HF cache, offline flags
+respected; (2) LLaVA-NeXT checkpoints load through their own class; (3) ArmoRM needs an explicit opt-in and scores
+with its preference score, a head that would be random is an error; (4) real suites read a prepared data root;
+(5) the real world's judge is the OpenAI-compatible one; (7) no preset hard-codes a device; (8) eval --world real.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from real_fixtures import (  # noqa: E402
+    build_armo_rm,
+    build_seqcls_rm,
+    build_tiny_llava_next,
+    put_in_hub_cache,
+)
+
+from harness.errors import HarnessError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def llava_next(tmp_path_factory) -> Path:
+    return build_tiny_llava_next(tmp_path_factory.mktemp("next") / "m")
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hc
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+# ---------------------------------------------------------------- (1) hub ids
+
+
+def test_hub_id_resolves_from_the_hf_cache_offline(hub_cache, llava_next):
+    from harness.models.hub import resolve
+    from pipelines.synth.models import fingerprint
+
+    snap = put_in_hub_cache(hub_cache, "llava-hf/llava-v1.6-tiny-hf", llava_next)
+    assert resolve("llava-hf/llava-v1.6-tiny-hf") == snap
+    assert len(fingerprint("llava-hf/llava-v1.6-tiny-hf")) > 8       # cache keys work on hub ids too
+
+
+def test_unknown_hub_id_offline_is_one_clear_error(hub_cache):
+    from harness.models.vlm import load_vlm
+
+    with pytest.raises(HarnessError, match="not in the local HF cache and offline"):
+        load_vlm("llava-hf/llava-1.5-7b-hf")
+    with pytest.raises(HarnessError, match="unknown model"):
+        load_vlm("not a model id")
+
+
+# ---------------------------------------------------------------- (2) LLaVA-NeXT through its own class
+
+
+def test_llava_next_loads_through_its_own_class_and_generates(llava_next):
+    from PIL import Image
+
+    from harness.models.vlm import generate, load_vlm
+
+    model, proc = load_vlm(str(llava_next))
+    assert type(model).__name__ == "LlavaNextForConditionalGeneration"
+    assert model.dtype.is_floating_point and str(model.device) == "cpu"     # auto: cpu + float32 here
+    imgs = [Image.new("RGB", (40, 60), (200, 0, 0)), Image.new("RGB", (64, 48))]   # anyres: two sizes
+    out = generate(model, proc, imgs, ["what is it ?", "is there a red circle ?"], max_new_tokens=3,
+                   temperature=0.7, seed=1)
+    assert len(out) == 2 and all(isinstance(t, str) for t in out)
+
+
+def test_llava_next_as_responder(llava_next, tmp_path):
+    from PIL import Image
+
+    from pipelines.synth.responders import RespondersConfig, respond
+
+    paths = []
+    for i in range(2):
+        Image.new("RGB", (48, 32), (i * 100, 50, 50)).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    cfg = RespondersConfig(models=[str(llava_next)], samples_per_model=1, max_new_tokens=3, batch_size=2)
+    out = respond(cfg, paths, ["what is it ?", "what colour is it ?"], policy=str(llava_next), seed=0)
+    assert [len(r) for r in out] == [1, 1] and out[0][0]["model"] == str(llava_next)
+
+
+def test_checkpoint_with_missing_weights_is_refused(llava_next, tmp_path):
+    """A checkpoint whose weights do not cover its class: loading would initialise them at random."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from harness.models.vlm import load_vlm
+
+    broken = tmp_path / "broken"
+    shutil.copytree(llava_next, broken)
+    weights = load_file(broken / "model.safetensors")
+    dropped = sorted(k for k in weights if "multi_modal_projector" in k)
+    save_file({k: v for k, v in weights.items() if k not in dropped}, broken / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(HarnessError, match="newly initialised") as e:
+        load_vlm(str(broken))
+    assert "multi_modal_projector" in str(e.value)
+
+
+# ---------------------------------------------------------------- (3) reward models
+
+
+def test_armo_rm_needs_the_explicit_opt_in(tmp_path):
+    from harness.models.reward import load_reward_model
+
+    path = build_armo_rm(tmp_path / "armo")
+    with pytest.raises(HarnessError, match="trust_remote_code=true"):
+        load_reward_model(str(path))
+
+
+def test_armo_rm_scores_with_its_preference_score(tmp_path, capsys):
+    import torch
+
+    from harness.models.reward import load_reward_model
+
+    path = build_armo_rm(tmp_path / "armo")
+    rm = load_reward_model(str(path), trust_remote_code=True)
+    assert "trust_remote_code" in capsys.readouterr().err          # printed when used
+    assert type(rm.model).__name__ == "LlamaForRewardModelWithGating"
+    qs, rs = ["what is in the image ?"] * 2, ["a red circle .", "a blue square and a dog ."]
+    got = rm.score(None, qs, rs, batch_size=8)
+    tok = rm.processor
+    for q, r, g in zip(qs, rs, got):           # the card's call, one conversation at a time
+        ids = tok.apply_chat_template([{"role": "user", "content": q}, {"role": "assistant", "content": r}],
+                                      tokenize=True, return_dict=True, return_tensors="pt")
+        with torch.no_grad():
+            want = rm.model(**ids).score.item()
+        assert g == pytest.approx(want, rel=1e-5)
+
+
+def test_armo_opt_in_is_a_preset_key_and_reaches_the_loader(tmp_path):
+    from harness.api import prepare
+    from pipelines.synth.response_reward import ResponseRewardConfig, score_responses
+
+    cfg = prepare("rm-dpo", "2k", "real")[2]
+    assert cfg.synth.response_reward.trust_remote_code is True    # the real preset opts in for ArmoRM
+    path = build_armo_rm(tmp_path / "armo")
+    scores = score_responses(ResponseRewardConfig(model=str(path), trust_remote_code=True, batch_size=4),
+                             [None], ["what is it ?"], [[{"text": "a dog ."}, {"text": "a cat ."}]])
+    assert len(scores[0]) == 2 and scores[0][0] != scores[0][1]
+    with pytest.raises(HarnessError, match="trust_remote_code"):
+        score_responses(ResponseRewardConfig(model=str(path), batch_size=4), [None], ["q"], [[{"text": "a"}]])
+
+
+def test_sequence_classification_rm_works_and_a_random_head_is_refused(tmp_path):
+    from harness.models.reward import load_reward_model
+
+    rm = load_reward_model(str(build_seqcls_rm(tmp_path / "rm")))
+    assert len(rm.score(None, ["q ?", "q ?"], ["a dog .", "a cat ."])) == 2
+    with pytest.raises(HarnessError, match="newly initialised.*score.weight"):
+        load_reward_model(str(build_seqcls_rm(tmp_path / "lm", head=False)))
+
+
+# ---------------------------------------------------------------- (5), (7) per-world defaults
+
+
+def test_real_world_defaults_to_the_openai_judge_and_micro_to_the_rule():
+    from harness.api import RunSettings
+
+    assert RunSettings(world="real").judge == "openai"
+    assert RunSettings(world="micro").judge == "rule"
+    assert RunSettings(world="real", judge="rule").judge == "rule"
+
+
+def test_no_real_preset_hard_codes_a_device():
+    import yaml
+
+    for p in sorted((ROOT / "pipelines" / "presets").glob("*/*real*.yaml")):
+        data = yaml.safe_load(p.read_text()) or {}
+        devices = [v for part in (data.get("synth") or {}).values() if isinstance(part, dict)
+                   for k, v in part.items() if k == "device"]
+        assert all(d in ("auto", "") for d in devices), p
