@@ -2,11 +2,13 @@
 
 Our own tasks (harness_*) build the row in their process_results (logged under the metric name
 `harness_items`); lmms-eval's built-in POPE tasks log their documents and answers, and we build the row here,
-parsing the answer leniently (lmms-eval accepts only the exact strings "yes"/"no").
+reading the answer as POPE's own evaluate.py does (benchmarks.official.pope; lmms-eval accepts only the exact
+strings "yes"/"no"). `neither` marks an answer with neither a yes nor a no (still counted, and reported).
 """
 
 from __future__ import annotations
 
+from benchmarks.official import pope as official_pope
 from harness.world.texts import degeneration, parse_yes_no
 
 BUILTIN_POPE_SPLITS = {"pope_random": "random", "pope_pop": "popular", "pope_adv": "adversarial"}
@@ -19,11 +21,15 @@ def pope_row(task: str, sample: dict) -> dict:
     if isinstance(pred, list):
         pred = pred[0] if pred else ""
     label = str(doc.get("answer", sample.get("target", ""))).strip().lower()
-    parsed = parse_yes_no(pred)
     qid = doc.get("question_id", sample["doc_id"])
-    return {"id": f"{split}-{qid}", "split": split, "question": doc.get("question", ""), "prediction": pred,
-            "target": label, "label": label, "parsed": parsed, "correct": parsed == label,
-            "parse_failed": parsed is None, "image_id": doc.get("image_source"),
+    return pope_answer_row(split, qid, doc.get("question", ""), label, pred, image_id=doc.get("image_source"))
+
+
+def pope_answer_row(split: str, qid, question: str, label: str, pred: str, image_id=None) -> dict:
+    parsed, lenient = official_pope.official_yes_no(pred), parse_yes_no(pred)
+    return {"id": f"{split}-{qid}", "split": split, "question": question, "prediction": pred,
+            "target": label, "label": label, "parsed": parsed, "parsed_lenient": lenient, "correct": parsed == label,
+            "neither": lenient is None, "parse_failed": lenient is None, "image_id": image_id,
             "degenerate": degeneration(pred, "real")}
 
 

@@ -71,6 +71,16 @@ def pope_metrics() -> tuple[Metric, ...]:
     return tuple(out)
 
 
+def real_pope_metrics() -> tuple[Metric, ...]:
+    """POPE with its evaluate.py reading of answers (benchmarks.official.pope): every answer is a yes or a no, so
+    `parse_failure` becomes `neither`, the share of answers holding neither word (counted all the same)."""
+    from benchmarks.official.pope import neither_rate
+
+    return tuple(m for m in pope_metrics() if m.name != "parse_failure") + (
+        Metric("neither", "lower", neither_rate,
+               description="answers with neither yes nor no (the official reading counts them, mostly as yes)"),)
+
+
 def amber_metrics() -> tuple[Metric, ...]:
     return (
         Metric("amber_score", "higher", M.amber_score, description="((100 - CHAIR) + discriminative F1) / 2"),
@@ -194,9 +204,9 @@ MICRO_CHAIR = Suite("micro-chair", "micro", ("harness_micro_chair",), _with_dege
 
 # ---------------------------------------------------------------- real world
 
-POPE = Suite("pope", "real", ("pope_random", "pope_pop", "pope_adv"), _with_degenerate(pope_metrics()), primary="f1",
-             version="2",
-             description="lmms-eval POPE splits, scored per split with lenient parsing and the true yes-ratio")
+POPE = Suite("pope", "real", ("pope_random", "pope_pop", "pope_adv"), _with_degenerate(real_pope_metrics()),
+             primary="f1", version="3",
+             description="lmms-eval POPE splits, read as POPE's evaluate.py, scored per split with the true yes-ratio")
 AMBER = Suite("amber", "real", ("harness_amber_g", "harness_amber_d"), _with_degenerate(real_amber_metrics()),
               primary="amber_score", version="3",
               description="AMBER generative (lmms-eval's dataset) + discriminative, scored as AMBER's inference.py")

@@ -108,10 +108,11 @@ def test_builtin_pope_samples_are_rescored_leniently():
     resps = ["Yes.", "yes", "No, there is none.", "I cannot tell"]
     rows = rows_from_samples("pope_adv", [sample(i, a, r) for i, (a, r) in
                                           enumerate(zip(["yes", "no", "no", "yes"], resps))])
-    assert [r["parsed"] for r in rows] == ["yes", "yes", "no", None]
+    # POPE's evaluate.py reading (tests/test_official.py): no "no"/"not" word -> yes, even "I cannot tell"
+    assert [r["parsed"] for r in rows] == ["yes", "yes", "no", "yes"]
     assert all(r["split"] == "adversarial" for r in rows)
     mv = metric_values(POPE, rows)
-    assert mv["adversarial/accuracy"].value == pytest.approx(2 / 4)   # lmms-eval's exact match would give 1/4
-    assert mv["adversarial/yes_ratio"].value == pytest.approx(2 / 4)
-    assert mv["parse_failure"].value == pytest.approx(1 / 4)
+    assert mv["adversarial/accuracy"].value == pytest.approx(3 / 4)   # lmms-eval's exact match would give 1/4
+    assert mv["adversarial/yes_ratio"].value == pytest.approx(3 / 4)
+    assert mv["neither"].value == pytest.approx(1 / 4)
     assert mv["degenerate"].value == 0.0          # an unparsable answer is wrong, not broken

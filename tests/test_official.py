@@ -68,3 +68,41 @@ def test_amber_discriminative_counts_only_exact_yes_no(real_utils):
     row = real_utils.amber_d_process_results({"id": 1, "query": "q", "truth": "no",
                                               "type": "discriminative-hallucination"}, ["No."])["harness_items"]
     assert row["parsed"] is None and not row["correct"] and row["parsed_lenient"] == "no"
+
+
+# ---------------------------------------------------------------- POPE
+
+def _pope_rows() -> list[dict]:
+    from benchmarks.rows import pope_answer_row
+
+    splits = _golden("pope.json")["splits"]
+    return [pope_answer_row(split, it["question_id"], it["question"], it["label"], it["answer"])
+            for split, block in splits.items() for it in block["items"]]
+
+
+def test_pope_matches_evaluate_py_per_split():
+    from benchmarks.metrics import confusion
+    from benchmarks.suites import POPE
+
+    rows = _pope_rows()
+    values = POPE.compute(rows)
+    for split, block in _golden("pope.json")["splits"].items():
+        official = block["official_output"]
+        for stat in ("accuracy", "precision", "recall", "f1", "yes_ratio"):
+            assert repr(values[f"{split}/{stat}"]) == official[stat], (split, stat)
+        tp, fp, tn, fn = confusion([r for r in rows if r["split"] == split])
+        assert (tp, fp, tn, fn) == (official["TP"], official["FP"], official["TN"], official["FN"])
+
+
+def test_pope_official_reading_counts_answers_with_neither_word():
+    from benchmarks.official.pope import official_yes_no
+    from benchmarks.suites import POPE
+
+    assert [official_yes_no(a) for a in ("", "Nope.", "NO", "There isn't a dog.", "No.", "It is not.",
+                                         "Yes. No.", "yes, no")] == ["yes", "yes", "yes", "yes", "no", "no",
+                                                                     "yes", "no"]
+    rows = _pope_rows()
+    neither = sum(r["neither"] for r in rows)
+    assert 0 < neither < len(rows)
+    assert POPE.compute(rows)["neither"] == pytest.approx(neither / len(rows))
+    assert all(r["parsed"] in ("yes", "no") for r in rows)      # still counted
