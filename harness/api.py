@@ -147,14 +147,13 @@ def _stage_train(m, settings, cfg, run_dir: Path, stages: Stages, synth, console
 
 
 def _publish_dir(src: Path, dst: Path) -> None:
-    """Expose a stage's output at a stable run-directory path (hard-linked copy, replaced atomically)."""
+    """Expose a stage's output at a stable run-directory path: a copy (a reflink where the filesystem can,
+    sharing no writes), replaced atomically. Never hard links: damage to one name would be damage to both, the
+    run directory's files and the verified cache's."""
+    from harness.io import reflink_or_copy
     tmp = dst.parent / f".{dst.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        shutil.copytree(src, tmp, copy_function=os.link)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp)
+    shutil.copytree(src, tmp, copy_function=reflink_or_copy)
     if dst.exists():
         shutil.rmtree(dst)
     os.replace(tmp, dst)
@@ -175,9 +174,14 @@ def _evaluate(settings: RunSettings, stages: Stages, name: str, checkpoint: str,
         shutil.copytree(work / "samples", d / "samples")
         shutil.rmtree(work, ignore_errors=True)
         return {s: dataclasses.asdict(r) for s, r in results.items()}
+    from harness.evaluate import eval_identity
+    # the data's content (a manifest per suite) and the judge's identity (model, endpoint, template), not just
+    # their names: a changed ground truth or judge model is a new evaluation, never the cached one
+    identity = eval_identity(settings.suites, settings.judge)
     inputs = {"model": _fingerprint(settings.base_model), "suites": sorted(settings.suites),
               "judge": settings.judge, "eval": to_dict(settings.eval), "checkpoint": checkpoint,
-              "code": code_version(*EVAL_CODE), **extra_key}
+              "code": code_version(*EVAL_CODE), "data": identity["data"], "judge_identity": identity["judge"],
+              **extra_key}
     console.rule(f"[bold]evaluate[/] {checkpoint} on {', '.join(settings.suites)}")
     return stages.run(name, inputs, do)
 
@@ -230,7 +234,7 @@ def run(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", ou
     _copy_samples(st_a.path, run_dir, "aligned")
 
     t_cmp = time.perf_counter()
-    from harness.compare import compare_suite
+    from harness.compare import compare_suite, same_inputs
     from harness.evaluate import load_samples
     rec = _base_record(settings, config, chash)
     rec.command = command_line("run", settings, preset, overrides, suites)
@@ -238,6 +242,7 @@ def run(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", ou
     rec.checkpoint_paths = {"base": settings.base_model, "aligned": "adapter"}
     for s in settings.suites:
         suite = registry.load("suites", s)
+        same_inputs(s, rec.checkpoints["base"][s], rec.checkpoints["aligned"][s])
         rec.comparisons[s] = compare_suite(suite, load_samples(run_dir, "base", s), load_samples(run_dir, "aligned", s),
                                            seed=settings.seed)
     rec.timings = _timings(st_s, st_t, st_b, st_a)

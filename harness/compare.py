@@ -16,7 +16,7 @@ import math
 from typing import Sequence
 
 from harness.errors import HarnessError
-from harness.record import Comparison
+from harness.record import Comparison, SuiteResult
 from harness.stats import N_BOOT, mcnemar, metric_mde, pair_rows, paired_bootstrap
 from harness.suite import Metric, Suite
 
@@ -51,8 +51,42 @@ def compare_metric(metric: Metric, base_rows: Rows, aligned_rows: Rows, seed: in
 
 def compare_suite(suite: Suite, base_rows: Rows, aligned_rows: Rows, seed: int = 0,
                   n_boot: int = N_BOOT) -> dict[str, Comparison]:
-    """metric name -> Comparison (aligned - base) for every metric of the suite, in declaration order."""
+    """metric name -> Comparison (aligned - base) for every metric of the suite, in declaration order.
+    Both checkpoints must have answered the same items: anything else is refused, never silently paired."""
+    same_items(suite.name, base_rows, aligned_rows)
     return {m.name: compare_metric(m, base_rows, aligned_rows, seed=seed, n_boot=n_boot) for m in suite.metrics}
+
+
+def same_items(suite: str, base_rows: Rows, aligned_rows: Rows) -> None:
+    """HarnessError unless both row sets hold the same item ids (e.g. a suite that grew from 8 to 12 items
+    between the base and the aligned evaluation would otherwise be compared on the 8 they share)."""
+    b, a = [r.get("id") for r in base_rows], [r.get("id") for r in aligned_rows]
+    if len(b) != len(a) or set(b) != set(a):
+        only_b, only_a = len(set(b) - set(a)), len(set(a) - set(b))
+        raise HarnessError(f"suite {suite}: base and aligned answered different items ({len(b)} vs {len(a)} "
+                           f"items; {only_b} only in base, {only_a} only in aligned): they were evaluated on "
+                           "different data and are not compared")
+
+
+def same_inputs(suite: str, base: SuiteResult, aligned: SuiteResult, what: str = "base and aligned") -> None:
+    """HarnessError naming the difference when two results of one suite were computed from different data
+    (data manifest hash), by different judges (identity) or on a different number of items.
+
+    A result from before these fields existed has them empty: that is "unknown", not a mismatch (the committed
+    leaderboard records and the CI reference were made before), so only two known, different values refuse."""
+    first, second = what.split(" and ") if " and " in what else ("first", "second")
+    if base.data and aligned.data and base.data != aligned.data:
+        raise HarnessError(f"suite {suite}: {what} were evaluated on different data (data manifest "
+                           f"{base.data} vs {aligned.data}): the benchmark files changed in between; re-run "
+                           "the evaluation of both on the same data")
+    if base.judge and aligned.judge and base.judge != aligned.judge:
+        diff = ", ".join(f"{k} {base.judge.get(k)!r} vs {aligned.judge.get(k)!r}"
+                         for k in sorted(set(base.judge) | set(aligned.judge)) if base.judge.get(k) != aligned.judge.get(k))
+        raise HarnessError(f"suite {suite}: {what} were scored by different judges ({diff}); the {first} and the "
+                           f"{second} numbers are not comparable")
+    if base.items is not None and aligned.items is not None and base.items != aligned.items:
+        raise HarnessError(f"suite {suite}: {what} answered a different number of items ({base.items} vs "
+                           f"{aligned.items}): different data or limits are not compared")
 
 
 def _test_name(metric: Metric) -> str:

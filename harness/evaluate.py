@@ -10,6 +10,7 @@ model, adapter, limit and suite version reuses the finished suites and evaluates
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,7 +53,11 @@ def load_samples(out_dir: str | Path, checkpoint: str, suite: str) -> list[dict]
     p = samples_path(out_dir, checkpoint, suite)
     if not p.is_file():
         raise HarnessError(f"no samples for {checkpoint}/{suite} under {out_dir}")
-    return read_jsonl(p)
+    try:
+        return read_jsonl(p)
+    except (ValueError, UnicodeDecodeError) as e:     # JSONDecodeError is a ValueError
+        raise HarnessError(f"damaged samples file {p} (truncated or overwritten?): {e}; delete it and re-run "
+                           "(finished stages are verified and redone when damaged)") from None
 
 
 def metric_values(suite: Suite, rows: list[dict], seed: int = 0) -> dict[str, MetricValue]:
@@ -70,12 +75,28 @@ def metric_values(suite: Suite, rows: list[dict], seed: int = 0) -> dict[str, Me
     return out
 
 
-def suite_result(suite: Suite, rows: list[dict], samples_rel: str, judge_failures: int = 0) -> SuiteResult:
+def suite_result(suite: Suite, rows: list[dict], samples_rel: str, judge_failures: int = 0, data: str = "",
+                 judge: dict | None = None) -> SuiteResult:
     failures = {"parse": sum(1 for r in rows if r.get("parse_failed"))}
     if suite.judged:
         failures["judge"] = judge_failures
     return SuiteResult(suite=suite.name, version=suite.version, metrics=metric_values(suite, rows),
-                       failures=failures, samples=samples_rel, primary=suite.primary)
+                       failures=failures, samples=samples_rel, primary=suite.primary, data=data,
+                       judge=judge if suite.judged else None, items=len(rows))
+
+
+def eval_identity(suites, judge: str | object | None = None, judge_kwargs: dict | None = None) -> dict:
+    """What besides the model makes a suite's numbers: {"data": {suite: data manifest hash}, "judge": the
+    judge's identity (Judge.describe(): kind, model, endpoint, template; never a key) or None when no suite is
+    judged}. `judge`: a registry name or a Judge. Part of every evaluation cache key (here and in harness.api's
+    stages) and of each suite's result in the record."""
+    from harness.manifest import suite_manifest
+
+    suites = resolve_suites(suites)
+    include = _include_paths(suites)
+    judged = any(s.judged for s in suites)
+    return {"data": {s.name: suite_manifest(s, include)["hash"] for s in suites},
+            "judge": _make_judge(judge, judge_kwargs).describe() if judged else None}
 
 
 def _model_fingerprint(model: str, adapter: str | None) -> dict:
@@ -130,19 +151,20 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
     results: dict[str, SuiteResult] = {}
     todo: list[Suite] = []
     keys = {}
+    ident = eval_identity(suites, judge_obj)
     for s in suites:
+        judge_id = ident["judge"] if s.judged else None
+        # every input that changes a number: model, suite, limit, the data's content, the judge's identity
         keys[s.name] = stable_hash({"fp": fingerprint, "suite": s.name, "version": s.version, "limit": limit,
-                                    "judge": judge_obj.describe() if (s.judged and judge_obj) else None})
-        meta = samples_path(out_dir, checkpoint, s.name).with_suffix(".meta.json")
-        if meta.is_file() and samples_path(out_dir, checkpoint, s.name).is_file():
-            m = json.loads(meta.read_text())
-            if m.get("key") == keys[s.name]:     # finished earlier with the same inputs: resume
-                rows = read_jsonl(samples_path(out_dir, checkpoint, s.name))
-                failures = m.get("judge_failures", 0)
-                if failures and judge_obj is not None:
-                    failures = _rejudge_failed(s, rows, judge_obj, out_dir, checkpoint, keys[s.name])
-                results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), failures)
-                continue
+                                    "judge": judge_id, "data": ident["data"][s.name]})
+        found = _finished_suite(out_dir, checkpoint, s.name, keys[s.name])
+        if found is not None:                    # finished earlier with the same inputs, intact: resume
+            rows, failures = found
+            if failures and judge_obj is not None:
+                failures = _rejudge_failed(s, rows, judge_obj, out_dir, checkpoint, keys[s.name])
+            results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), failures,
+                                           ident["data"][s.name], judge_id)
+            continue
         todo.append(s)
     if not todo:
         return {s.name: results[s.name] for s in suites}
@@ -169,7 +191,8 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
                 judge_failures = judge_obj.judge_rows(_judge_task(s), rows,
                                                       progress=bar.judge_callback(s.name, len(rows)))
             _save(s, rows, out_dir, checkpoint, keys[s.name], judge_failures, judge_obj)
-            results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), judge_failures)
+            results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), judge_failures,
+                                           ident["data"][s.name], ident["judge"] if s.judged else None)
     return {s.name: results[s.name] for s in suites}
 
 
@@ -178,12 +201,38 @@ def _judge_task(suite: Suite) -> str:
     return "mmhal" if "mmhal" in suite.name else "mmvet"
 
 
+def _finished_suite(out_dir: Path, checkpoint: str, suite: str, key: str) -> tuple[list[dict], int] | None:
+    """(rows, judge failures) of a suite finished earlier with the same key and intact; None otherwise. A
+    damaged samples file (truncated, overwritten, unreadable meta) is reported and evaluated again."""
+    path = samples_path(out_dir, checkpoint, suite)
+    meta_path = path.with_suffix(".meta.json")
+    if not (meta_path.is_file() and path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("key") != key:
+            return None
+        if meta.get("sha256") not in (None, file_sha256(path)):
+            raise ValueError("its sha256 differs from the one recorded when it was written")
+        rows = read_jsonl(path)
+        if meta.get("n") not in (None, len(rows)):
+            raise ValueError(f"{len(rows)} rows, {meta['n']} written")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError) as e:
+        _warn(f"{path}: damaged ({e}); evaluating {checkpoint}/{suite} again")
+        return None
+    return rows, int(meta.get("judge_failures", 0) or 0)
+
+
+def _warn(message: str) -> None:
+    print(f"harness: {message}", file=sys.stderr, flush=True)
+
+
 def _save(suite: Suite, rows: list[dict], out_dir: Path, checkpoint: str, key: str, judge_failures: int,
           judge_obj) -> None:
     path = samples_path(out_dir, checkpoint, suite.name)
     write_jsonl(path, rows)
     write_json(path.with_suffix(".meta.json"),
-               {"key": key, "judge_failures": judge_failures, "n": len(rows),
+               {"key": key, "judge_failures": judge_failures, "n": len(rows), "sha256": file_sha256(path),
                 "judge": judge_obj.describe() if (suite.judged and judge_obj) else None})
 
 

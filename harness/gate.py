@@ -90,6 +90,7 @@ def _suite_definition(name: str) -> Suite:
 def checks(record: RunRecord, reference: RunRecord, *, k: float = GATE_K, floor_abs: float = FLOOR_ABS,
            floor_rel: float = FLOOR_REL, floors: dict[str, float] | None = None) -> tuple[list[Check], list[str]]:
     """Every gated metric of every reference suite, checked; plus notes. Bad or mismatched input -> HarnessError."""
+    from harness.compare import same_inputs
     if record.world != reference.world:
         raise HarnessError(f"record is from the {record.world!r} world, reference from {reference.world!r}: "
                            "worlds are never compared")
@@ -114,6 +115,9 @@ def checks(record: RunRecord, reference: RunRecord, *, k: float = GATE_K, floor_
         if suite.version != ref_res.version:
             raise HarnessError(f"suite {name}: the definition is at version {suite.version} but the records were "
                                f"made with version {ref_res.version}; re-run and update the reference")
+        # different data, judge or item count: refused. A record made before these fields existed (the
+        # committed CI reference, older leaderboard records) has them empty = unknown, which is not a mismatch.
+        same_inputs(name, rec_res, ref_res, "record and reference")
         gated = [m for m in suite.metrics if m.gated]
         for m in gated:
             ref_mv, rec_mv = _metric(ref_res, m.name, "reference"), _metric(rec_res, m.name, "record")
@@ -121,7 +125,13 @@ def checks(record: RunRecord, reference: RunRecord, *, k: float = GATE_K, floor_
                 if mv.direction != m.direction:
                     raise HarnessError(f"{name}/{m.name}: {who} says direction {mv.direction!r}, the suite "
                                        f"definition says {m.direction!r}")
-            note = f"n differs ({ref_mv.n} vs {rec_mv.n})" if ref_mv.n != rec_mv.n else ""
+            note = ""
+            if ref_mv.n != rec_mv.n:
+                if not suite.judged:
+                    # unjudged: n is fixed by the items answered, so a different n is different data
+                    raise HarnessError(f"{name}/{m.name}: the reference is computed on {ref_mv.n} items, the "
+                                       f"record on {rec_mv.n}: different data or limits are not compared")
+                note = f"n differs ({ref_mv.n} vs {rec_mv.n}: judge failures)"
             fl = (floors or {}).get(f"{name}/{m.name}", (floors or {}).get(m.name, floor_abs))
             if not is_num(ref_mv.value):
                 raise HarnessError(f"reference has no value for gated metric {name}/{m.name} ({ref_mv.value}): "

@@ -38,6 +38,11 @@ class SuiteResult:
     failures: dict[str, int] = field(default_factory=dict)   # e.g. {"parse": 3, "judge": 0}
     samples: str = ""                                        # path relative to the run directory
     primary: str = ""
+    # What the numbers were computed from. Records made before these fields existed load with the defaults,
+    # which mean "unknown" (never a mismatch): the comparisons and the gate only refuse two known, different values.
+    data: str = ""                   # hash of the suite's data manifest (harness.manifest): files + images
+    judge: dict | None = None        # the judge's identity (kind, model, endpoint, template), judged suites only
+    items: int | None = None         # items answered (rows in the samples file)
 
 
 @dataclass
@@ -107,13 +112,33 @@ class RunRecord:
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of the packages that make the numbers, plus "lock": the install lock and its hash."""
     out = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
             pass
+    lock = lock_identity()
+    if lock:
+        out["lock"] = lock
     return out
+
+
+def lock_identity() -> str:
+    """'<lock file>:<sha256[:16]>' of the lock this environment was installed from (scripts/setup.sh: the CPU
+    lock pins torch's "+cpu" build, the GPU lock PyPI's CUDA build); "" when the checkout has no lock."""
+    import hashlib
+    root = Path(__file__).resolve().parent.parent / "constraints"
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = ""
+    name = "cpu.lock" if torch_version.endswith("+cpu") else "gpu.lock"
+    path = root / name
+    if not path.is_file():
+        return ""
+    return f"{name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
 
 
 # What a result depends on: code, presets, suites and the zoo weights (edits to README or leaderboards do not count).

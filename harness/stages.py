@@ -2,9 +2,15 @@
 
 A stage's directory is `<root>/<name>-<key>` where key = hash(config slice + upstream stage keys + code
 version). It is built in a hidden temporary sibling, a `DONE` marker (the stage's metadata: key, inputs,
-wall time) is written last, and only then is the directory renamed into place (one atomic rename), so a
-killed stage leaves nothing that looks finished: the next run removes the leftover and starts that stage
-again, while every finished stage is reused as is.
+wall time, and the size + sha256 of every file the stage wrote) is written last, and only then is the
+directory renamed into place (one atomic rename), so a killed stage leaves nothing that looks finished: the
+next run removes the leftover and starts that stage again.
+
+A finished stage is reused only after its files are checked against DONE: a file missing, truncated or
+changed since (a full disk, an editor, a damaged copy) makes the stage damaged, which is said on the console
+and the stage is computed again -- damage is never served. Files above HASH_LIMIT are checked by size and
+mtime only (hashing a 7B checkpoint shard on every resume would take minutes); a truncation still changes the
+size. A stage written before DONE listed its files cannot be checked and is computed again too.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.io import stable_hash, write_json
+from harness.io import file_sha256, stable_hash, write_json
 
 DONE = "DONE"
+HASH_LIMIT = 256 << 20       # bytes; larger files are verified by size + mtime (see the module docstring)
 _CODE_CACHE: dict[tuple[str, ...], str] = {}
 
 
@@ -88,11 +95,22 @@ class Stages:
         return self.root / f"{name}-{self.key(name, inputs)}"
 
     def lookup(self, name: str, inputs: dict) -> StageResult | None:
+        """The finished stage for `inputs` if it is intact; a damaged one is reported, removed and None."""
         path = self.path(name, inputs)
         done = path / DONE
-        if done.is_file():
+        if not done.is_file():
+            return None
+        try:
             meta = json.loads(done.read_text(encoding="utf-8"))
-            return StageResult(name, meta["key"], path, meta, cached=True)
+            problem = verify_files(path, meta["files"]) if "files" in meta else \
+                "DONE lists no file hashes (written by an older harness): it cannot be verified"
+            key = meta["key"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            problem = f"unreadable DONE marker ({e})"
+        if problem is None:
+            return StageResult(name, key, path, meta, cached=True)
+        self.log(f"{name}: finished stage {path} is damaged: {problem}; computing it again")
+        _discard(path)
         return None
 
     def run(self, name: str, inputs: dict, fn: Callable[[Path], Any]) -> StageResult:
@@ -122,7 +140,7 @@ class Stages:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         meta = {"name": name, "key": key, "inputs": inputs, "seconds": round(time.perf_counter() - t0, 3),
-                "output": output}
+                "output": output, "files": file_manifest(tmp)}
         write_json(tmp / DONE, meta)   # written last: its presence means the stage is complete
         try:
             os.replace(tmp, final)
@@ -138,6 +156,46 @@ class Stages:
     def sub(self, name: str) -> "Stages":
         """Stages nested under `root/name` (e.g. a method's synthesis components)."""
         return Stages(self.root / name, self.log)
+
+
+def _file_entry(path: Path) -> dict:
+    st = path.stat()
+    if st.st_size > HASH_LIMIT:
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"size": st.st_size, "sha256": file_sha256(path)}
+
+
+def file_manifest(folder: Path) -> dict[str, dict]:
+    """relative path -> {"size", "sha256"} (or "mtime_ns" above HASH_LIMIT) of every file under `folder`."""
+    return {f.relative_to(folder).as_posix(): _file_entry(f)
+            for f in sorted(folder.rglob("*")) if f.is_file() and f.name != DONE}
+
+
+def verify_files(folder: Path, files: dict[str, dict]) -> str | None:
+    """None when every listed file is there as recorded; else what is wrong with the first one that is not.
+    (Files added later, e.g. a library's cache next to a dataset, are not the stage's and are not checked.)"""
+    for rel, want in files.items():
+        f = folder / rel
+        if not f.is_file():
+            return f"{rel} is missing"
+        st = f.stat()
+        if st.st_size != want.get("size"):
+            return f"{rel} has {st.st_size} bytes, {want.get('size')} were written (truncated or overwritten)"
+        if "sha256" in want and file_sha256(f) != want["sha256"]:
+            return f"{rel} changed since it was written (sha256 differs)"
+        if "mtime_ns" in want and st.st_mtime_ns != want["mtime_ns"]:
+            return f"{rel} was modified since it was written (mtime differs)"
+    return None
+
+
+def _discard(path: Path) -> None:
+    """Move a damaged stage out of the way (atomically, so no other run reuses it meanwhile), then delete it."""
+    aside = path.parent / f".{path.name}.damaged.{os.getpid()}.tmp"
+    try:
+        os.replace(path, aside)
+    except OSError:
+        aside = path
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 class progress:

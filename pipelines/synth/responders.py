@@ -67,9 +67,10 @@ def respond(cfg: RespondersConfig, image_paths: list[str], questions: list[str],
     results: list[list[str] | None] = [None] * len(jobs)
     done = 0
     if cfg.workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(max_workers=min(cfg.workers, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
+        from concurrent.futures import as_completed
+
+        from harness.procs import worker_pool
+        with worker_pool(min(cfg.workers, len(jobs))) as ex:      # workers die with this process
             futs = {ex.submit(_job, j): k for k, j in enumerate(jobs)}
             for f in as_completed(futs):
                 results[futs[f]] = f.result()
