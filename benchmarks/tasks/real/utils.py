@@ -8,40 +8,28 @@
   fails) and `amber_g` needs spaCy + NLTK data and marks Cog higher-is-better.
 
 `process_results` writes our per-item row under the metric name `harness_items` (the lmms-eval metric only
-counts rows); every reported number is computed by benchmarks.metrics, judged scores by harness.judges.
-Object mentions are matched against a vocabulary (AMBER: the item's annotated truth + hallu objects; Object
-HalBench: the 80 COCO classes) with plural forms; the official scripts use noun extraction + synonym lists, so
-absolute numbers are close to, not identical with, published ones.
+counts rows); every reported number is computed by benchmarks.metrics / benchmarks.official, judged scores by
+harness.judges. Objects are found as the benchmarks' own scripts find them (benchmarks.official: AMBER's NLTK
+nouns + relation.json + spaCy similarity, CHAIR's synonym list, plural table and two-word objects); a missing NLP
+resource stops the task when its prompts are built, before any answer is generated (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 from PIL import Image
 
 from benchmarks.official import amber as official_amber
+from benchmarks.official import chair as official_chair
 from benchmarks.official import nlp
 from harness.errors import HarnessError
 from harness.world.texts import degeneration, parse_yes_no
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
-
-COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
-    "hair drier", "toothbrush")
-
 
 def _image(value):
     if value is None:
@@ -81,17 +69,8 @@ def mmvet_doc_to_text(doc, lmms_eval_specific_kwargs=None):
 
 
 def object_halbench_doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    nlp.require_tokenizer()     # CHAIR tokenises with NLTK: refuse before generating when it cannot
     return doc.get("question") or "Please describe this image in detail."
-
-
-def mentions(text: str, vocabulary) -> list[str]:
-    """Vocabulary terms mentioned in `text`, in order of appearance, with repeats; plural -s/-es accepted."""
-    text = (text or "").lower()
-    found = []
-    for term in set(vocabulary):
-        for m in re.finditer(rf"\b{re.escape(term.lower())}(?:s|es)?\b", text):
-            found.append((m.start(), term))
-    return [t for _, t in sorted(found)]
 
 
 def _pred(results) -> str:
@@ -152,7 +131,7 @@ def amber_scorer() -> official_amber.GenerativeScorer:
                 raise HarnessError(f"official AMBER scoring needs {f} (AMBER's data/{f.name})")
         association = json.loads(AMBER_RELATION.read_text(encoding="utf-8"))
         safe = [line.split("\n")[0] for line in AMBER_SAFE_WORDS.read_text(encoding="utf-8").splitlines()]
-        nlp.require_nltk("punkt_tab", "averaged_perceptron_tagger_eng", "wordnet")
+        nlp.require_amber_nltk()
         similar = nlp.similarity_test(matcher["spacy_model"], matcher["similarity"])
         _AMBER_SCORER[key] = official_amber.GenerativeScorer(association, safe, nlp.amber_nouns, similar)
     return _AMBER_SCORER[key]
@@ -182,11 +161,12 @@ def mmvet_process_results(doc, results):
 
 
 def object_halbench_process_results(doc, results):
+    """CHAIR as the original chair.py computes it (benchmarks.official.chair)."""
     pred = _pred(results)
-    truth = list(doc.get("truth") or [])
     row = {"id": f"ohb-{doc.get('image_id', doc.get('id'))}", "kind": "generative",
-           "question": object_halbench_doc_to_text(doc), "prediction": pred, "target": ", ".join(truth),
-           "truth": truth, "mentioned": mentions(pred, COCO_CLASSES)}
+           "question": doc.get("question") or "Please describe this image in detail.", "prediction": pred,
+           "target": ", ".join(doc.get("truth") or []),
+           **official_chair.score_caption(pred, list(doc.get("truth") or []), nlp.word_tokenize)}
     row.update(_broken(pred))
     return {"harness_items": row}
 
