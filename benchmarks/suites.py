@@ -216,7 +216,8 @@ MMVET = Suite("mmvet", "real", ("harness_mmvet",), _with_degenerate(mmvet_metric
               version="2", judged=True, description="MM-Vet (lmms-eval's dataset and prompt), judged by our judge")
 OBJECT_HALBENCH = Suite("object-halbench", "real", ("harness_object_halbench",),
                         _with_degenerate(real_chair_metrics()),
-                        primary="chair_s", version="2", description="Object HalBench: CHAIRs/CHAIRi on COCO")
+                        primary="chair_s", version="3",
+                        description="Object HalBench: CHAIRs/CHAIRi on COCO, objects found as the original chair.py")
 
 ALL = (MICRO_POPE, MICRO_AMBER, MICRO_MMHAL, MICRO_MMVET, MICRO_CHAIR, POPE, AMBER, MMHAL, MMVET, OBJECT_HALBENCH)
 MICRO_DEFAULT = ("micro-pope", "micro-amber", "micro-mmhal", "micro-mmvet", "micro-chair")
