@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=None)
 
     sub.add_parser("ls", help="list methods, suites, judges and zoo models (no torch import)")
+    from harness import readers_cli
+    readers_cli.add_parsers(sub)         # compare, rejudge, judge calibrate
 
     p = sub.add_parser("zoo", help="build or verify the micro model zoo")
     zs = p.add_subparsers(dest="zoo_cmd", required=True)
@@ -87,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int | None:
     cmd = args.cmd
+    from harness import readers_cli
+    if cmd in readers_cli.COMMANDS:
+        return readers_cli.dispatch(args)
     if cmd == "ls":
         from harness.listing import print_listing
         print_listing()

@@ -192,3 +192,31 @@ def mde_from_ci(ci: Sequence[float], alpha: float = ALPHA, power: float = POWER)
         return float("nan")
     z = norm.ppf(1 - alpha / 2)
     return float((ci[1] - ci[0]) / 2 / z * (z + norm.ppf(power)))
+
+
+def unpaired_bootstrap_permutation(rows_a: Rows, rows_b: Rows, fn: Callable[[Rows], float], n_boot: int = N_BOOT,
+                                   seed: int = 0, alpha: float = 0.05) -> tuple[float, list[float], float]:
+    """delta = fn(b) - fn(a) for two sets of items that do not pair: CI from resampling each set on its own
+    (independent bootstrap), two-sided p from a permutation test (the pooled items' labels shuffled n_boot times,
+    p = (1 + #|Δ*| ≥ |Δ|) / (1 + n_boot))."""
+    a, b = list(rows_a), list(rows_b)
+    if not a or not b:
+        return float("nan"), [float("nan"), float("nan")], float("nan")
+    delta = fn(b) - fn(a)
+    boots = [y - x for x, y in zip(_resampled(a, fn, n_boot, seed), _resampled(b, fn, n_boot, seed + 1))]
+    boots = [d for d in boots if _finite(d)]
+    ci = [float(v) for v in np.percentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)])] if boots else \
+        [float("nan"), float("nan")]
+    pooled, rng = a + b, np.random.default_rng(seed)
+    summable = _summable(fn)
+    m = np.asarray(fn.matrix(pooled), dtype=float) if summable else None
+    hits = 0
+    for _ in range(n_boot):
+        perm = rng.permutation(len(pooled))
+        ia, ib = perm[:len(a)], perm[len(a):]
+        if summable:
+            d = fn.from_sums(m[ib].sum(axis=0)) - fn.from_sums(m[ia].sum(axis=0))
+        else:
+            d = fn([pooled[i] for i in ib]) - fn([pooled[i] for i in ia])
+        hits += _finite(d) and abs(d) >= abs(delta) - 1e-12
+    return float(delta), ci, float((1 + hits) / (1 + n_boot))

@@ -31,7 +31,7 @@ def test_paired_t_mde_has_80_percent_power_in_simulation():
         return one
 
     test = lambda b, a: ttest_rel(a, b).pvalue          # noqa: E731
-    assert _rejection_rate(2000, sim(mde), test) == pytest.approx(0.80, abs=0.03)
+    assert _rejection_rate(1000, sim(mde), test) == pytest.approx(0.80, abs=0.04)
     assert _rejection_rate(500, sim(mde / 2), test) < 0.4
 
 
@@ -66,3 +66,300 @@ def test_metric_mde_uses_per_item_differences_and_discordance():
     assert stats.metric_mde(base, aligned, mean, item_key="ok") == pytest.approx(stats.mde_mcnemar(disc, 200))
     # the jackknife pseudo-values of a mean are the items' own values
     assert np.allclose(stats.jackknife_values(base, mean), [r["score"] for r in base])
+
+
+# ---------------------------------------------------------------- a run directory with judged samples, a fake judge
+
+import json                                                        # noqa: E402
+import threading                                                   # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer   # noqa: E402
+
+from harness.errors import HarnessError                            # noqa: E402
+
+SUITES = {"micro-mmhal": "mmhal", "micro-mmvet": "mmvet"}
+N_ITEMS = 12
+
+
+def _rows(task: str, variant: str, limit: int = N_ITEMS) -> list[dict]:
+    """Samples rows of one checkpoint whose every answer is the calibration set's `variant` answer."""
+    from harness.calibrate import calibration_rows
+    return [{**r, "id": r["id"].split(":")[0]} for r in calibration_rows(task, limit) if r["variant"] == variant]
+
+
+def make_run(run_dir, base_variant="hallucinated", aligned_variant="correct", limit=N_ITEMS):
+    """A finished run (record.json + samples) on the two judged micro suites, scored by the rule judge."""
+    from harness.compare import compare_suite
+    from harness.evaluate import suite_result
+    from harness.io import read_jsonl, write_jsonl
+    from harness.judges.rule import RuleJudge
+    from harness.record import RunRecord
+    from harness.registry import load
+
+    rec = RunRecord(kind="run", method="toy", size=10, world="micro", config={"run": {"judge": "rule"}})
+    for ck, variant in (("base", base_variant), ("aligned", aligned_variant)):
+        for name, task in SUITES.items():
+            rows = _rows(task, variant, limit)
+            assert RuleJudge().judge_rows(task, rows) == 0
+            rel = f"samples/{ck}/{name}.jsonl"
+            write_jsonl(run_dir / rel, rows)
+            rec.checkpoints.setdefault(ck, {})[name] = suite_result(load("suites", name), rows, rel)
+    for name in SUITES:
+        b, a = (read_jsonl(run_dir / f"samples/{ck}/{name}.jsonl") for ck in ("base", "aligned"))
+        rec.comparisons[name] = compare_suite(load("suites", name), b, a)
+    rec.save(run_dir / "record.json")
+    return rec
+
+
+def _fast_stats(mp) -> None:
+    """100 bootstrap resamples / permutations instead of 1,000 (the numbers the tests check do not depend on them)."""
+    import harness.compare
+    for module, name in ((stats, "bootstrap_ci"), (harness.compare, "paired_bootstrap"),
+                         (stats, "unpaired_bootstrap_permutation")):
+        orig = getattr(module, name)
+        mp.setattr(module, name, lambda *a, _orig=orig, **k: _orig(*a, **{**k, "n_boot": 100}))
+
+
+@pytest.fixture
+def fast_stats(monkeypatch):
+    _fast_stats(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Finished runs, built once: aligned answers hallucinated / correct / correct on half the items."""
+    import shutil
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        _fast_stats(mp)
+        made = {"hallucinated": make_run(root / "hallucinated", aligned_variant="hallucinated"),
+                "correct": make_run(root / "correct", aligned_variant="correct"),
+                "half": make_run(root / "half", aligned_variant="correct", limit=N_ITEMS // 2)}
+
+    def copy(name, dest):
+        shutil.copytree(root / name, dest)
+        return dest, made[name]
+    return copy
+
+
+def _set_data(run_dir, value: str) -> None:
+    """Mark every suite result of a saved record as computed from the data manifest `value`."""
+    path = run_dir / "record.json"
+    d = json.loads(path.read_text())
+    for suites in d["checkpoints"].values():
+        for res in suites.values():
+            res["data"] = value
+    path.write_text(json.dumps(d))
+
+
+def _truth_table(limit: int) -> dict:
+    """(task, judge-visible fields) -> the rule judge's score, for every calibration answer."""
+    from harness.calibrate import calibration_rows
+    from harness.judges.rule import RuleJudge
+
+    table = {}
+    for task in ("mmhal", "mmvet"):
+        rows = calibration_rows(task, limit)
+        RuleJudge().judge_rows(task, rows)
+        for r in rows:
+            key = _key(task, r["question"], r["target"], r["prediction"],
+                       ", ".join(sorted(o["cls"] for o in r["scene"]["objects"])))
+            assert table.get(key, r["score"]) == r["score"], "two answers a judge cannot tell apart"
+            table[key] = r["score"]
+    return table
+
+
+def _key(task, question, target, prediction, contents):
+    return (task, question, target, prediction, contents if task == "mmhal" else "")
+
+
+def _field(prompt: str, label: str) -> str:
+    line = next(x for x in prompt.splitlines() if x.startswith(label))
+    return line[len(label):].strip()
+
+
+class BiasedJudgeServer:
+    """An OpenAI-compatible endpoint that knows the truth and answers with a known error: MMHal rating truth + 1
+    (at most 6), MM-Vet the truth rounded to 0.1; answers to the prompts in `fail_on` (a prediction text) are
+    unparseable (counted failures). Usage (tokens) reported like OpenAI's."""
+
+    def __init__(self, truth: dict, fail_on: set[str] = frozenset()):
+        self.truth, self.fail_on, self.requests = truth, fail_on, 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                outer.requests += 1
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                data = json.dumps({"choices": [{"message": {"content": outer.reply(body["messages"][0]["content"])}}],
+                                   "usage": {"prompt_tokens": 100, "completion_tokens": 5}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def reply(self, prompt: str) -> str:
+        if "Rating:" in prompt:
+            pred = _field(prompt, "Assistant's answer:")
+            key = _key("mmhal", _field(prompt, "Question:"), _field(prompt, "Reference answer:"), pred,
+                       _field(prompt, "Image contents:"))
+            return "I am not sure." if pred in self.fail_on else f"Rating: {min(6, int(self.truth[key]) + 1)}"
+        pred = _field(prompt, "Model answer:")
+        key = _key("mmvet", _field(prompt, "Question:"), _field(prompt, "Ground truth:"), pred, "")
+        return "about half" if pred in self.fail_on else f"{round(self.truth[key], 1):.1f}"
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def biased_server(tmp_path):
+    servers = []
+
+    def start(limit, fail_on=frozenset()):
+        s = BiasedJudgeServer(_truth_table(limit), fail_on)
+        servers.append(s)
+        return s
+    yield start
+    for s in servers:
+        s.close()
+
+
+def _judge(server, tmp_path):
+    from harness.judges.openai_judge import OpenAIJudge
+    return OpenAIJudge(base_url=server.url, model="biased", cache_dir=tmp_path / "judge-cache", retries=0,
+                       backoff=0.0)
+
+
+# ---------------------------------------------------------------- judge calibration
+
+def test_calibration_recovers_an_injected_bias_and_failures(biased_server, tmp_path):
+    """A judge that rates every MMHal answer one point too high (capped at 6) and fails on empty answers: the
+    calibration reports exactly that bias, the hallucination-rate error it causes and the failure rate."""
+    from harness.calibrate import calibrate, calibration_rows
+    from harness.judges.rule import RuleJudge
+
+    limit = 10
+    server = biased_server(limit, fail_on={""})
+    cal = calibrate(_judge(server, tmp_path), limit=limit)
+    truth = calibration_rows("mmhal", limit)
+    RuleJudge().judge_rows("mmhal", truth)
+    kept = [r["score"] for r in truth if r["prediction"] != ""]
+    hal = cal["tasks"]["mmhal"]
+    assert hal["n"] == len(kept) and hal["failures"] == len(truth) - len(kept) == limit
+    assert hal["mean_bias"] == pytest.approx(np.mean([min(6, t + 1) - t for t in kept]))
+    assert 0.7 < hal["mean_bias"] < 1.0                   # +1 everywhere except where the truth is already 6
+    assert hal["exact_agreement"] == pytest.approx(np.mean([t == 6 for t in kept]))
+    assert hal["hallucination_rate_error"] == pytest.approx(-np.mean([t == 2 for t in kept]))   # 2 -> 3
+    assert hal["spearman"] > 0.9 and hal["weighted_kappa"] < 1.0
+    vet = cal["tasks"]["mmvet"]
+    assert vet["exact_agreement"] == 1.0 and abs(vet["mean_bias"]) < 0.02      # MM-Vet: only rounding
+    assert cal["failure_rate"] == pytest.approx(2 * limit / (len(truth) + len(calibration_rows("mmvet", limit))))
+    assert cal["calls"] == server.requests == cal["tokens"]["requests"]
+    assert cal["tokens"]["prompt_tokens"] == 100 * server.requests
+    # the rule judge is the truth: perfect agreement, no failures, no calls
+    perfect = calibrate(RuleJudge(), limit=limit)
+    assert perfect["tasks"]["mmhal"]["weighted_kappa"] == 1.0 and perfect["tasks"]["mmhal"]["mean_bias"] == 0
+    assert perfect["failures"] == 0 and perfect["set_hash"] == cal["set_hash"]
+
+
+def test_weighted_kappa_known_values():
+    from harness.calibrate import weighted_kappa
+    assert weighted_kappa([0, 1, 2, 3], [0, 1, 2, 3], 4) == 1.0
+    # by hand: disagreements (0,1) and (1,2) weigh 1/4 each -> Σw·obs = 1/12; Σw·exp = 1/3; κ = 1 − 1/4
+    a, b = [0, 0, 1, 1, 2, 2], [0, 1, 1, 2, 2, 2]
+    obs = np.zeros((3, 3))
+    for x, y in zip(a, b):
+        obs[x, y] += 1 / 6
+    exp = np.outer(obs.sum(1), obs.sum(0))
+    w = np.array([[(i - j) ** 2 / 4 for j in range(3)] for i in range(3)])
+    assert weighted_kappa(a, b, 3) == pytest.approx(1 - (w * obs).sum() / (w * exp).sum())
+    assert weighted_kappa(a, b, 3) == pytest.approx(0.75)
+
+
+# ---------------------------------------------------------------- rejudge
+
+def test_rejudge_with_a_biased_judge_gives_the_expected_deltas(biased_server, runs, fast_stats, tmp_path):
+    from harness.io import read_jsonl
+    from harness.record import RunRecord
+    from harness.rejudge import rejudge
+
+    run, old = runs("correct", tmp_path / "run")
+    fail_text = _rows("mmhal", "correct")[0]["prediction"]          # answers with this text fail to be judged
+    server = biased_server(N_ITEMS, fail_on={fail_text})
+    new, effects = rejudge(run, _judge(server, tmp_path), progress=False)
+    assert (run / "record.rejudge-openai-biased.json").is_file() and (run / "record.json").is_file()
+    assert RunRecord.load(run / "record.json").to_dict() == old.to_dict()        # the original is untouched
+    for ck in ("base", "aligned"):
+        old_rows = read_jsonl(run / f"samples/{ck}/micro-mmhal.jsonl")
+        new_rows = read_jsonl(run / new.checkpoints[ck]["micro-mmhal"].samples)
+        failed = {r["id"] for r in new_rows if r["judge_failed"]}
+        assert failed == {r["id"] for r in old_rows if r["prediction"] == fail_text}
+        assert bool(failed) == (ck == "aligned")
+        assert new.checkpoints[ck]["micro-mmhal"].failures["judge"] == len(failed)
+        expected = np.mean([min(6, r["score"] + 1) - r["score"] for r in old_rows if r["id"] not in failed])
+        assert effects[ck]["micro-mmhal"]["score"].delta == pytest.approx(expected)
+        vet_old = read_jsonl(run / f"samples/{ck}/micro-mmvet.jsonl")
+        vet_expected = 100 * np.mean([round(r["score"], 1) - r["score"] for r in vet_old])
+        assert effects[ck]["micro-mmvet"]["score"].delta == pytest.approx(vet_expected, abs=1e-9)
+    # base answers are all wrong (0 or 1), aligned all right (6): +1 moves the base, not the capped aligned
+    assert effects["base"]["micro-mmhal"]["score"].delta == pytest.approx(1.0)
+    assert effects["aligned"]["micro-mmhal"]["score"].delta == pytest.approx(0.0)
+    assert new.comparisons["micro-mmhal"]["score"].delta == pytest.approx(
+        old.comparisons["micro-mmhal"]["score"].delta - 1.0)
+    assert 0 < server.requests <= 4 * N_ITEMS           # one request per distinct answer (the rest: cache), no generation
+
+
+def test_rejudge_refuses_a_run_without_judged_suites(tmp_path):
+    from harness.judges.rule import RuleJudge
+    from harness.record import RunRecord
+    from harness.rejudge import rejudge
+
+    (tmp_path / "r").mkdir()
+    RunRecord(kind="run", world="micro").save(tmp_path / "r" / "record.json")
+    with pytest.raises(HarnessError, match="no judged suite"):
+        rejudge(tmp_path / "r", RuleJudge(), progress=False)
+
+
+# ---------------------------------------------------------------- compare any two records
+
+def test_compare_paired_when_items_match_and_unpaired_otherwise(runs, fast_stats, tmp_path):
+    from harness.compare_runs import compare_records, load_side
+
+    a, _ = runs("hallucinated", tmp_path / "a")
+    b, _ = runs("correct", tmp_path / "b")
+    c, _ = runs("half", tmp_path / "c")
+    paired = compare_records(load_side(a, None, "A"), load_side(b, None, "B"))
+    hal = next(s for s in paired if s.suite == "micro-mmhal")
+    assert hal.paired and hal.comparisons["score"].test == "paired-bootstrap"
+    assert hal.comparisons["score"].delta == pytest.approx(6.0)          # hallucinated 0 -> correct 6
+    assert hal.comparisons["score"].p_value < 0.05 and hal.comparisons["score"].mde is not None
+    unpaired = compare_records(load_side(a, None, "A"), load_side(c, None, "B"))
+    hal = next(s for s in unpaired if s.suite == "micro-mmhal")
+    assert not hal.paired and "items differ (A 12, B 6" in hal.reason
+    assert hal.comparisons["score"].test == "permutation" and hal.comparisons["score"].p_value < 0.05
+    # same record against itself: zero delta, p 1
+    same = compare_records(load_side(a, None, "A"), load_side(a, "aligned", "B"))
+    assert all(abs(c.delta) < 1e-12 for s in same for c in s.comparisons.values() if c.delta == c.delta)
+
+
+def test_compare_refuses_different_data_unless_allowed(runs, fast_stats, tmp_path, capsys):
+    from harness.cli import main
+
+    for name, data in (("a", "manifest-aaaa"), ("b", "manifest-bbbb"), ("c", "manifest-aaaa")):
+        runs("correct", tmp_path / name)
+        _set_data(tmp_path / name, data)
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "different data" in err and "--allow-mismatch" in err
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--allow-mismatch",
+                 "--out", str(tmp_path / "cmp.md")]) == 0
+    assert "MISMATCH" in (tmp_path / "cmp.md").read_text()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 0

@@ -108,6 +108,8 @@ class OpenAIJudge(Judge):
         root = Path(cache_dir) if cache_dir else Path(os.environ.get(
             "HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness")) / "judge"
         self.cache_dir = root
+        # what this judge cost so far (HTTP requests, retries included; tokens as the endpoint reports them)
+        self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
     def describe(self) -> dict:
         """The judge's identity: what changes a score (never the key, the timeout or the retries)."""
@@ -124,8 +126,13 @@ class OpenAIJudge(Judge):
         if key:
             headers["Authorization"] = f"Bearer {key}"
         req = urllib.request.Request(f"{self.base_url}/chat/completions", data=body, headers=headers, method="POST")
+        self.usage["requests"] += 1
         with urllib.request.urlopen(req, timeout=self.timeout) as resp:
             data = json.loads(resp.read().decode("utf-8"))
+        reported = data.get("usage") if isinstance(data, dict) else None
+        for k in ("prompt_tokens", "completion_tokens"):
+            if isinstance(reported, dict) and isinstance(reported.get(k), int):
+                self.usage[k] += reported[k]
         try:
             return data["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
