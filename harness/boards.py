@@ -190,7 +190,57 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def board_markdown(world: str, entries: list[Entry], reported: dict | None, plot_names: dict) -> str:
+def judge_of(record: RunRecord, suite: str) -> dict:
+    """The judge a record's judged suite was scored with: the result's own identity when the record keeps one,
+    else the run's configured judge name (older records)."""
+    for ck in ("aligned", "base"):
+        res = record.checkpoints.get(ck, {}).get(suite)
+        ident = getattr(res, "judge", None) if res else None
+        if isinstance(ident, dict) and ident.get("name"):
+            return ident
+    cfg = record.config or {}
+    name = (cfg.get("run") or {}).get("judge") if isinstance(cfg.get("run"), dict) else None
+    name = name or cfg.get("judge")
+    if isinstance(name, dict):
+        return name
+    return {"name": str(name)} if name else {}
+
+
+def calibration_for(judge: dict, calibrations: list[dict]) -> dict | None:
+    """The calibration record of that judge: same name, and the same model where both say one."""
+    for cal in calibrations:
+        cj = cal.get("judge") or {}
+        if cj.get("name") == judge.get("name") and (not judge.get("model") or not cj.get("model")
+                                                    or cj.get("model") == judge.get("model")):
+            return cal
+    return None
+
+
+def _calibration_lines(col: Column, ranked: list, calibrations: list[dict]) -> list[str]:
+    """For a judged suite: each judge its rows used, with its calibration against the micro world's truth."""
+    from harness.calibrate import summary
+
+    if not any("judge" in c.failures.get(ck, {}) for _, c in ranked for ck in ("base", "aligned")):
+        return []
+    judges = []
+    for e, _ in ranked:
+        j = judge_of(e.record, col.suite)
+        if j and j not in judges:
+            judges.append(j)
+    out = []
+    for j in judges:
+        cal = calibration_for(j, calibrations)
+        label = "/".join(str(j[k]) for k in ("name", "model") if j.get(k))
+        by_design = " (the rule judge defines the micro world's truth: perfect by construction)" \
+            if j.get("name") == "rule" else ""
+        out.append(f"Judge `{label}` — calibration vs ground truth{by_design}: " +
+                   (f"{summary(cal)} ([calibration/{cal['_file']}](calibration/{cal['_file']}))" if cal else
+                    "not calibrated (`harness judge calibrate --judge " + str(j.get("name")) + "`)"))
+    return out + [""]
+
+
+def board_markdown(world: str, entries: list[Entry], reported: dict | None, plot_names: dict,
+                   calibrations: list[dict] | None = None) -> str:
     per_entry = {e.name: cells(e.record, primary_only=True) for e in entries}
     columns = sorted({c for cs in per_entry.values() for c in cs}, key=lambda c: (c.suite, c.version, c.metric))
     out = [GENERATED_MARK, "", f"# Leaderboard — {world} world", ""]
@@ -218,7 +268,7 @@ def board_markdown(world: str, entries: list[Entry], reported: dict | None, plot
                 "made before MDEs were stored): a paper's reported gain below it could not be seen here. Columns are keyed by suite version: runs on different versions of a "
                 "suite never share a column.", ""]
         for c in columns:
-            out += _column_section(world, c, entries, per_entry, plot_names)
+            out += _column_section(world, c, entries, per_entry, plot_names, calibrations or [])
         sized = [c for c in columns if plot_names.get(("size", c))]
         if sized:
             out += ["## Metric vs data size", ""]
@@ -229,7 +279,8 @@ def board_markdown(world: str, entries: list[Entry], reported: dict | None, plot
     return "\n".join(out).rstrip() + "\n"
 
 
-def _column_section(world: str, col: Column, entries: list[Entry], per_entry: dict, plot_names: dict) -> list[str]:
+def _column_section(world: str, col: Column, entries: list[Entry], per_entry: dict, plot_names: dict,
+                    calibrations: list[dict]) -> list[str]:
     from harness.plots import direction_words
 
     ranked = sorted(((e, per_entry[e.name][col]) for e in entries if col in per_entry[e.name]),
@@ -238,6 +289,7 @@ def _column_section(world: str, col: Column, entries: list[Entry], per_entry: di
            ""]
     if plot_names.get(("bars", col)):
         out += [f"![{col.title} before/after]({plot_names[('bars', col)]})", ""]
+    out += _calibration_lines(col, ranked, calibrations)
     head = ["#", "method", "pairs", "seed", "base [95% CI]", "aligned [95% CI]", "Δ [95% CI]", "p", "sig.", "MDE",
             "n", "failures", "date", "commit", "command"]
     rows = []
@@ -404,6 +456,10 @@ def readme_markdown(worlds: dict[str, int], reported_worlds: list[str], findings
               "bootstrap), n, parse/judge failures, date, commit and the command that produced the row;",
               "- plots under `plots/<world>/`: before/after bars per suite, and metric vs number of preference "
               "pairs for methods run at two or more sizes;",
+              "- for judged suites (MMHal, MM-Vet), each judge's calibration against the micro world's ground truth "
+              "(`calibration/<judge>.json`, written by `harness judge calibrate --judge J`): weighted κ, Spearman ρ, "
+              "mean bias, hallucination-rate error and failure rate;",
+              "- a column MDE: the minimum detectable effect of the paired test at the suite's n (α 0.05, power 0.8);",
               "- the real board also lists rows reported in papers (`reported/real.yaml`, each with its source), "
               "marked \"reported, not measured here\": numbers from different papers are not comparable.", "",
               "Columns are keyed by (suite, suite version, metric): records of different suite versions never share "

@@ -4,6 +4,7 @@ Layout of leaderboards/ (everything except records/ and reported/ is generated a
   records/<world>/<run>/record.json            published run records (`harness publish RUN_DIR`)
   records/<world>/<run>/samples_summary.json   row counts, hashes and a few examples of the samples (not all)
   reported/<world>.yaml                        rows reported in papers, with their source (hand-written)
+  calibration/<judge>.json                     judge calibrations (`harness judge calibrate`), shown by judged suites
   <world>.md, <world>.csv                      one board per world: micro and real numbers never share a table
   plots/<world>/*.png                          before/after bars per suite; metric vs data size
   README.md                                    what the boards are and how to regenerate them
@@ -160,6 +161,8 @@ def regenerate(dir: str | Path | None = None) -> list[Path]:
     worlds = sorted(set(entries) | set(ALWAYS_WORLDS))
     produced: dict[Path, bytes] = {}
     reported_worlds = []
+    from harness.calibrate import load_calibrations
+    calibrations = load_calibrations(root / "calibration")
     for w in worlds:
         es = entries.get(w, [])
         reported = load_reported(root, w)
@@ -167,7 +170,7 @@ def regenerate(dir: str | Path | None = None) -> list[Path]:
         names = {k: rel for k, (rel, _) in plots.items()}
         for rel, png in plots.values():
             produced[root / rel] = png
-        produced[root / f"{w}.md"] = board_markdown(w, es, reported, names).encode()
+        produced[root / f"{w}.md"] = board_markdown(w, es, reported, names, calibrations).encode()
         produced[root / f"{w}.csv"] = board_csv(w, es).encode()
         if reported:
             reported_worlds.append(w)
