@@ -1,4 +1,4 @@
-"""lmms-eval logged samples -> our per-item sample rows (DESIGN.md §5). Pure Python.
+"""lmms-eval logged samples -> our per-item sample rows (docs/design.md, "Run directory"). Pure Python.
 
 Our own tasks (harness_*) build the row in their process_results (logged under the metric name
 `harness_items`); lmms-eval's built-in POPE tasks log their documents and answers, and we build the row here,
@@ -33,12 +33,23 @@ def pope_answer_row(split: str, qid, question: str, label: str, pred: str, image
             "degenerate": degeneration(pred, "real")}
 
 
+def generic_row(task: str, sample: dict) -> dict:
+    """A row for any other lmms-eval task: its prediction, target, the per-sample metric values lmms-eval logged
+    (numbers only) and the `degenerate` flag every suite reports. A suite over such a task computes its metrics
+    from these fields (or declares its own builder, Suite.rows)."""
+    pred = (sample.get("filtered_resps") or [""])[0] or ""
+    if isinstance(pred, list):
+        pred = pred[0] if pred else ""
+    row = {"id": f"{task}-{sample.get('doc_id')}", "task": task, "prediction": str(pred),
+           "target": sample.get("target"), "degenerate": degeneration(str(pred), "real")}
+    skip = {"doc", "doc_id", "target", "arguments", "resps", "filtered_resps", "doc_hash", "prompt_hash",
+            "target_hash", "input"}
+    row.update({k: v for k, v in sample.items() if k not in skip and isinstance(v, (int, float, bool))})
+    return row
+
+
 def rows_from_samples(task: str, samples: list[dict]) -> list[dict]:
+    """The default rows builder: our tasks' `harness_items` rows, lmms-eval's POPE rows, else generic rows."""
     if task in BUILTIN_POPE_SPLITS:
         return [pope_row(task, s) for s in samples]
-    rows = []
-    for s in samples:
-        if "harness_items" not in s:
-            raise KeyError(f"task {task} logged no harness_items row (is it one of ours?)")
-        rows.append(dict(s["harness_items"]))
-    return rows
+    return [dict(s["harness_items"]) if "harness_items" in s else generic_row(task, s) for s in samples]

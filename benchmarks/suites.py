@@ -1,6 +1,7 @@
 """The benchmark suites: name, lmms-eval task(s), metrics with declared direction, primary metric, version.
 
-Importing this module is cheap (no torch, no lmms-eval). Registered in harness.registry.SUITES. Gated metrics
+Importing this module is cheap (no torch, no lmms-eval). Each suite is one entry point in the `harness.suites`
+group (pyproject.toml) and carries its lmms-eval task folder (`include`) and, when judged, its rubric. Gated metrics
 (`gated=True`) are the hallucination metrics `harness gate` checks. Accuracy-like yes/no metrics carry
 `test="mcnemar", item_key="correct"` so comparisons use the exact paired test on items.
 
@@ -10,8 +11,18 @@ utils (benchmarks/tasks/real) or, for lmms-eval's built-in POPE tasks, rows buil
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from benchmarks import metrics as M
 from harness.suite import Metric, Suite
+
+REAL_TASKS = Path(__file__).resolve().parent / "tasks" / "real"
+
+
+def micro_tasks() -> Path:
+    """The micro suites' include folder: benchmarks/tasks/micro with its generated data (built once, cached)."""
+    from benchmarks.micro_data import build_micro_tasks
+    return build_micro_tasks()
 
 POPE_SPLITS = ("random", "popular", "adversarial")
 MMHAL_TYPES = ("attribute", "adversarial", "comparison", "counting", "relation", "environment", "holistic", "other")
@@ -188,37 +199,41 @@ def _with_degenerate(metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
 # ---------------------------------------------------------------- micro world
 
 MICRO_POPE = Suite("micro-pope", "micro", ("harness_micro_pope",), _with_degenerate(pope_metrics()), primary="f1",
-                   version="2",
+                   version="2", include=micro_tasks,
                    description="3 splits x 100 held-out scenes x 6 questions (3 present, 3 absent per split rule)")
 MICRO_AMBER = Suite("micro-amber", "micro", ("harness_micro_amber_g", "harness_micro_amber_d"),
-                    _with_degenerate(amber_metrics()), primary="amber_score", version="2",
+                    _with_degenerate(amber_metrics()), primary="amber_score", version="2", include=micro_tasks,
                     description="200 descriptions + 600 yes/no (existence, attribute, relation), positive = No")
 MICRO_MMHAL = Suite("micro-mmhal", "micro", ("harness_micro_mmhal",), _with_degenerate(mmhal_metrics()),
-                    primary="score", version="2", judged=True,
+                    primary="score", version="2", judged=True, rubric="mmhal", include=micro_tasks,
                     description="8 question types x 20, 0-6 rubric (rule judge)")
 MICRO_MMVET = Suite("micro-mmvet", "micro", ("harness_micro_mmvet",),
                     _with_degenerate(mmvet_metrics(MICRO_MMVET_CAPS)), primary="score", version="2", judged=True,
+                    rubric="mmvet", include=micro_tasks,
                     description="recognition, counting, spatial, OCR (rendered digits), generation; 40 each")
 MICRO_CHAIR = Suite("micro-chair", "micro", ("harness_micro_chair",), _with_degenerate(chair_metrics()),
-                    primary="chair_s", version="2", description="250 held-out scenes, 'describe this image .'")
+                    primary="chair_s", version="2", include=micro_tasks,
+                    description="250 held-out scenes, 'describe this image .'")
 
 # ---------------------------------------------------------------- real world
 
 POPE = Suite("pope", "real", ("pope_random", "pope_pop", "pope_adv"), _with_degenerate(real_pope_metrics()),
              primary="f1", version="3",
+             include=REAL_TASKS,
              description="lmms-eval POPE splits, read as POPE's evaluate.py, scored per split with the true yes-ratio")
 AMBER = Suite("amber", "real", ("harness_amber_g", "harness_amber_d"), _with_degenerate(real_amber_metrics()),
-              primary="amber_score", version="3",
+              primary="amber_score", version="3", include=REAL_TASKS,
               description="AMBER generative (lmms-eval's dataset) + discriminative, scored as AMBER's inference.py")
 MMHAL = Suite("mmhal", "real", ("harness_mmhal",), _with_degenerate(mmhal_metrics()), primary="score", version="2",
-              judged=True, description="MMHal-Bench, 96 items, 0-6 rubric by an OpenAI-compatible judge")
+              judged=True, rubric="mmhal", include=REAL_TASKS,
+              description="MMHal-Bench, 96 items, 0-6 rubric by an OpenAI-compatible judge")
 MMVET = Suite("mmvet", "real", ("harness_mmvet",), _with_degenerate(mmvet_metrics(REAL_MMVET_CAPS)), primary="score",
-              version="2", judged=True, description="MM-Vet (lmms-eval's dataset and prompt), judged by our judge")
+              version="2", judged=True, rubric="mmvet", include=REAL_TASKS,
+              description="MM-Vet (lmms-eval's dataset and prompt), judged by our judge")
 OBJECT_HALBENCH = Suite("object-halbench", "real", ("harness_object_halbench",),
                         _with_degenerate(real_chair_metrics()),
-                        primary="chair_s", version="3",
+                        primary="chair_s", version="3", include=REAL_TASKS,
                         description="Object HalBench: CHAIRs/CHAIRi on COCO, objects found as the original chair.py")
 
-ALL = (MICRO_POPE, MICRO_AMBER, MICRO_MMHAL, MICRO_MMVET, MICRO_CHAIR, POPE, AMBER, MMHAL, MMVET, OBJECT_HALBENCH)
 MICRO_DEFAULT = ("micro-pope", "micro-amber", "micro-mmhal", "micro-mmvet", "micro-chair")
 REAL_DEFAULT = ("pope", "amber", "mmhal", "mmvet", "object-halbench")

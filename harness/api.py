@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import PRESETS_DIR, parse_size, preset_path, resolve, size_label, to_dict
+from harness.config import parse_size, resolve, size_label, to_dict
 from harness.errors import HarnessError
 from harness.io import stable_hash, write_text
 from harness.record import RunRecord, git_commit, machine_description, now_iso, package_versions
@@ -82,11 +82,9 @@ def prepare(method: str, size: str | int, world: str = "micro", out: str | Path 
     m = registry.load("methods", method)
     m.check_world(world)
     over = overrides if isinstance(overrides, dict) else list(overrides or [])
-    if preset is None and not preset_path(method, n, world).is_file():
-        # a size without its own preset (e.g. 500) runs on the world's base preset of the method
-        base = PRESETS_DIR / method / f"_{world}.yaml"
-        preset = base if base.is_file() else None
-    settings, cfg = resolve(m.config_cls, RunSettings, method, n, world, over, preset)
+    # the method's preset for this size, else its world's base preset (e.g. size 500); none is an error
+    settings, cfg = resolve(m.config_cls, RunSettings, method, n, world, over,
+                            preset or m.preset_for(size_label(n), world))
     if suites:
         settings.suites = [s.strip() for s in (suites.split(",") if isinstance(suites, str) else suites) if s.strip()]
     for s in settings.suites:
@@ -125,8 +123,7 @@ def _base_record(settings: RunSettings, config: dict, config_hash: str) -> RunRe
 
 def _stage_synth(m, settings, cfg, run_dir: Path, stages: Stages, console):
     inputs = {"method": m.name, "cfg": to_dict(cfg), "size": settings.size, "seed": settings.seed,
-              "world": settings.world, "base": _fingerprint(settings.base_model),
-              "code": code_version(*m.code_modules) if m.code_modules else ""}
+              "world": settings.world, "base": _fingerprint(settings.base_model), "code": m.code_version()}
     console.rule(f"[bold]synthesize[/] {m.name} {settings.world} {settings.size} pairs")
     st = stages.run("synth", inputs,
                     lambda d: m.build_pairs(cfg, settings, d, stages.sub("synth-parts")))
@@ -135,8 +132,7 @@ def _stage_synth(m, settings, cfg, run_dir: Path, stages: Stages, console):
 
 
 def _stage_train(m, settings, cfg, run_dir: Path, stages: Stages, synth, console):
-    inputs = {"up": synth.key, "cfg": to_dict(cfg), "seed": settings.seed,
-              "code": code_version(*m.code_modules) if m.code_modules else ""}
+    inputs = {"up": synth.key, "cfg": to_dict(cfg), "seed": settings.seed, "code": m.code_version()}
     key = stages.key("train", inputs)
     console.rule(f"[bold]train[/] {m.name}")
     st = stages.run("train", inputs,

@@ -57,8 +57,19 @@ def load_yaml(path: str | Path) -> dict:
         raise HarnessError(f"malformed preset {path}: top level must be a mapping, got {type(data).__name__}")
     parent = data.pop("extends", None)
     if parent:
-        data = deep_merge(load_yaml(path.parent / parent), data)
+        data = deep_merge(load_yaml(_parent_preset(path, parent)), data)
     return data
+
+
+def _parent_preset(path: Path, parent) -> Path:
+    """`extends: other.yaml` (relative to the file) or `extends: {method: rm-dpo, preset: _micro.yaml}`: a preset
+    of another registered method wherever it is installed (how a third-party method builds on a built-in recipe)."""
+    if isinstance(parent, dict) and set(parent) == {"method", "preset"}:
+        from harness import registry
+        return registry.load("methods", str(parent["method"])).preset_dir() / str(parent["preset"])
+    if not isinstance(parent, str):
+        raise HarnessError(f"malformed preset {path}: `extends` is a file name or {{method: NAME, preset: FILE}}")
+    return path.parent / parent
 
 
 def deep_merge(base: dict, over: dict) -> dict:

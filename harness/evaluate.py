@@ -28,9 +28,6 @@ from harness.record import (
 )
 from harness.suite import Suite
 
-REAL_TASK_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "real"
-
-
 def resolve_suites(suites: Iterable[str | Suite] | str) -> list[Suite]:
     from harness.registry import load
 
@@ -119,14 +116,9 @@ def _file_identity(p: Path) -> str:
 
 
 def _include_paths(suites: list[Suite]) -> list[str]:
-    paths = []
-    if any(s.world == "micro" for s in suites):
-        from benchmarks.micro_data import build_micro_tasks
-
-        paths.append(str(build_micro_tasks()))
-    if any(s.world == "real" for s in suites):
-        paths.append(str(REAL_TASK_DIR))
-    return paths
+    """The suites' own lmms-eval task folders (Suite.include), each once."""
+    paths = [str(s.include_path()) for s in suites if s.include is not None]
+    return list(dict.fromkeys(paths))
 
 
 def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_dir: str | Path,
@@ -185,7 +177,7 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
         tasks = [t for s in todo for t in s.tasks]
         samples = lmms_adapter.run_tasks(lm, tasks, include_path=_include_paths(todo), limit=limit)
         for s in todo:
-            rows = [r for t in s.tasks for r in rows_from_samples(t, samples[t])]
+            rows = [r for t in s.tasks for r in (s.rows or rows_from_samples)(t, samples[t])]
             judge_failures = 0
             if s.judged:
                 judge_failures = judge_obj.judge_rows(_judge_task(s), rows,
@@ -197,8 +189,8 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
 
 
 def _judge_task(suite: Suite) -> str:
-    """Which rubric a judged suite uses: MMHal's 0-6 rating or MM-Vet's 0-1 correctness."""
-    return "mmhal" if "mmhal" in suite.name else "mmvet"
+    """Which rubric a judged suite uses (its declared `rubric`): MMHal's 0-6 rating or MM-Vet's 0-1 correctness."""
+    return suite.rubric
 
 
 def _finished_suite(out_dir: Path, checkpoint: str, suite: str, key: str) -> tuple[list[dict], int] | None:

@@ -1,4 +1,4 @@
-"""`harness ls`: methods, suites, judges and zoo models — without importing torch.
+"""`harness ls`: methods, synthesis hooks, suites, judges and zoo models — without importing torch.
 
 Method and judge plugins import torch, so they are never imported here: their one-line description is read
 from the plugin's source with `ast` (the `description=` of its `Method(...)`, else the first docstring line).
@@ -98,6 +98,8 @@ def print_listing(console=None) -> None:
     console = console or Console()
 
     console.print(_plugin_table("methods", "methods (harness run --method NAME)"))
+    console.print(_plugin_table("scorers", "scorers (synthesis hooks a method names: how responses are scored)"))
+    console.print(_plugin_table("selectors", "selectors (synthesis hooks a method names: how pairs are made)"))
 
     t = Table(title="suites (--suites a,b; primary metric and gated metrics with their direction)",
               header_style="bold")

@@ -5,6 +5,7 @@ leaderboards and the gate. No torch: `harness ls` imports this.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 Rows = Sequence[dict]
@@ -31,6 +32,9 @@ class Metric:
 
 @dataclass(frozen=True)
 class Suite:
+    """A suite carries what it needs to run: its lmms-eval task folder (`include`), the judge rubric of a judged
+    suite (`rubric`, a harness.judges task) and the builder of its per-item rows (`rows`, default
+    benchmarks.rows.rows_from_samples). Registered by one entry point in the `harness.suites` group."""
     name: str
     world: str                        # "micro" | "real"
     tasks: tuple[str, ...]            # lmms-eval task names
@@ -39,6 +43,18 @@ class Suite:
     version: str
     judged: bool = False              # needs a judge (MMHal, MM-Vet)
     description: str = ""
+    rubric: str | None = None         # the judge's task for a judged suite: "mmhal" (0-6) or "mmvet" (0-1)
+    # the lmms-eval include folder holding the tasks' YAML (a path, or a function that builds and returns it);
+    # None = the tasks are lmms-eval's own
+    include: Path | Callable[[], Path] | None = None
+    rows: Callable[[str, list[dict]], list[dict]] | None = None   # (task, lmms-eval samples) -> sample rows
+
+    def __post_init__(self):
+        if self.judged and not self.rubric:
+            raise ValueError(f"suite {self.name!r} is judged but names no rubric (e.g. rubric='mmhal')")
+
+    def include_path(self) -> Path | None:
+        return Path(self.include()) if callable(self.include) else self.include
 
     def metric(self, name: str) -> Metric:
         for m in self.metrics:

@@ -11,33 +11,41 @@ encoded alone (no padding) and ends in the end-of-text token CLIP pools at, so a
 Run it: `harness run --method clip-rank --size 5k` (micro) or `--world real` (presets/clip-rank/).
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.method import Method
-from harness.stages import Stages, code_version
-from pipelines import rm_dpo
-from pipelines.rm_dpo import RmDpoConfig
-from pipelines.synth import synthesize
+from harness.method import Scorer
+from pipelines.preference import PreferenceConfig, dpo_method
 from pipelines.synth.image_reward import ImageRewardConfig
 
 
 @dataclass
-class ClipRankConfig(RmDpoConfig):
+class ClipRankConfig(PreferenceConfig):
     scorer: ImageRewardConfig = field(default_factory=ImageRewardConfig)   # the response scorer (a CLIPModel dir)
 
 
-def clip_scores(cfg: ImageRewardConfig):
-    """score_fn: CLIP(image, response text) for every response; images are PIL images or file paths."""
-    from pipelines.synth.models import fingerprint
+@dataclass(frozen=True)
+class ClipScorer(Scorer):
+    """CLIP(image, response text) for every response; images are PIL images or file paths."""
+    name = "clip"
+    clip: ImageRewardConfig
 
-    def score(images, questions, responses):
+    @classmethod
+    def configure(cls, cfg: ClipRankConfig, run) -> "ClipScorer":
+        return cls(cfg.scorer)
+
+    def identity(self) -> dict:
+        from pipelines.synth.models import fingerprint
+        return {**super().identity(), "weights": fingerprint(self.clip.model)}
+
+    def describe(self) -> str:
+        return f"CLIP score ({self.clip.model})"
+
+    def __call__(self, images, questions, responses):
         from PIL import Image
 
-        from pipelines.synth.image_reward import ClipScorer
-        clip = ClipScorer(cfg)           # loads the CLIPModel + processor; the scoring below is per text
+        from pipelines.synth.image_reward import ClipScorer as ClipModel
+        clip = ClipModel(self.clip)      # loads the CLIPModel + processor; the scoring below is per text
         pil = []
         for im in images:
             if isinstance(im, (str, Path)):
@@ -48,8 +56,6 @@ def clip_scores(cfg: ImageRewardConfig):
         text = _text_features(clip, [r["text"] for rs in responses for r in rs])
         logit_scale = float(clip.model.logit_scale.exp())
         return [[float(img[i] @ text[r["text"]]) * logit_scale for r in rs] for i, rs in enumerate(responses)]
-    score.__name__ = f"CLIP score ({cfg.model} {fingerprint(cfg.model)[:12]}, code {code_version(__name__)})"
-    return score
 
 
 def _image_features(clip, images):
@@ -86,23 +92,6 @@ def _text_features(clip, texts: list[str]) -> dict:
     return feats
 
 
-def build_pairs(cfg: ClipRankConfig, run, out_dir: Path, stages: Stages) -> dict:
-    return synthesize(cfg.synth, n_pairs=run.size, seed=run.seed, world=run.world, policy=run.base_model,
-                      stages=stages, out_dir=out_dir, score_fn=clip_scores(cfg.scorer),
-                      title=f"clip-rank {run.world} {run.size} pairs (seed {run.seed})")
-
-
-def train(cfg: ClipRankConfig, run, dataset_dir: Path, out_dir: Path, stages: Stages) -> dict:
-    return rm_dpo.train(cfg, run, dataset_dir, out_dir, stages, score_fn=clip_scores(cfg.scorer))
-
-
-METHOD = Method(
-    name="clip-rank",
-    config_cls=ClipRankConfig,
-    build_pairs=build_pairs,
-    train=train,
-    description="CLIP-DPO style: rm-dpo's responses ranked by CLIP(image, response) instead of a reward model -> DPO+LoRA",
-    worlds=("micro", "real"),
-    check=rm_dpo.check,
-    code_modules=("pipelines.clip_rank", "pipelines.rm_dpo", "pipelines.dpo", "pipelines.synth"),
-)
+METHOD = dpo_method(
+    "clip-rank", scorer="clip", config_cls=ClipRankConfig,
+    description="CLIP-DPO style: rm-dpo's responses ranked by CLIP(image, response) instead of a reward model -> DPO+LoRA")

@@ -15,27 +15,20 @@ no responses to sample, so it is not on-policy) — kept so the training budget 
 Run it: `harness run --method hallucination-injection --size 5k`.
 """
 
-from __future__ import annotations
-
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
-from harness.method import Method
-from harness.stages import Stages, code_version
-from pipelines import rm_dpo
-from pipelines.rm_dpo import RmDpoConfig
-from pipelines.synth import synthesize
+from harness.errors import HarnessError
+from harness.method import Scorer, Selector
+from pipelines.preference import PreferenceConfig, dpo_method
 
 
 @dataclass
-class HallucinationInjectionConfig(RmDpoConfig):
+class HallucinationInjectionConfig(PreferenceConfig):
     object_share: float = 0.5       # share of description pairs whose rejected answer gains an absent object
 
 
 def check(cfg: HallucinationInjectionConfig, run) -> None:
-    from harness.errors import HarnessError
-    rm_dpo.check(cfg, run)
     if not 0.0 <= cfg.object_share <= 1.0:
         raise HarnessError(f"object_share must be in [0, 1], got {cfg.object_share}")
     if cfg.synth.responders.models:
@@ -43,62 +36,59 @@ def check(cfg: HallucinationInjectionConfig, run) -> None:
                            "(its presets do)")
 
 
-def no_reward(images, questions, responses):
-    """score_fn: nothing to score (there are no responses)."""
-    return [[] for _ in responses]
+@dataclass(frozen=True)
+class NoScorer(Scorer):
+    """Nothing to score (there are no responses)."""
+    name = "none"
+
+    def describe(self) -> str:
+        return "none (ground-truth answers)"
+
+    def __call__(self, images, questions, responses):
+        return [[] for _ in responses]
 
 
-no_reward.__name__ = "none (ground-truth answers)"
+@dataclass(frozen=True)
+class InjectionSelector(Selector):
+    """chosen = the ground-truth answer, rejected = it with one injected hallucination."""
+    name = "injection"
+    object_share: float
+    seed: int
 
+    @classmethod
+    def configure(cls, cfg: HallucinationInjectionConfig, run) -> "InjectionSelector":
+        return cls(cfg.object_share, run.seed)
 
-def inject_select(cfg: HallucinationInjectionConfig, seed: int):
-    """select_fn: chosen = ground-truth answer, rejected = it with one injected hallucination."""
-    from pipelines.ground_truth import gt_score, inject, qa_for
+    def describe(self) -> str:
+        return f"ground truth vs injected hallucination (object_share {self.object_share}, seed {self.seed})"
 
-    def select(items, n_pairs):
-        from harness.errors import HarnessError
+    def __call__(self, items, n_pairs):
         from harness.world.scene import Scene
+        from pipelines.ground_truth import qa_for
         pairs, kinds = [], {}
         for it in items[:n_pairs]:
             if not it.get("scene"):
                 raise HarnessError("hallucination-injection needs the micro world's scene ground truth")
             scene = Scene.from_dict(it["scene"])
-            qa = qa_for(scene, it["question"])
-            rejected, what = inject(scene, qa, random.Random(f"inject:{seed}:{it['id']}:{qa.question}"),
-                                    cfg.object_share)
-            kinds[what["type"]] = kinds.get(what["type"], 0) + 1
-            pairs.append({k: v for k, v in it.items() if k not in ("responses", "scores")} | {
-                "chosen": qa.answer, "rejected": rejected, "injected": what,
-                "chosen_score": gt_score(scene, qa, qa.answer), "rejected_score": gt_score(scene, qa, rejected),
-                "chosen_model": "ground truth", "rejected_model": f"injected {what['type']}"})
+            pair = self._pair(scene, qa_for(scene, it["question"]), it)
+            kinds[pair["injected"]["type"]] = kinds.get(pair["injected"]["type"], 0) + 1
+            pairs.append(pair)
         if len(pairs) < n_pairs:
             raise HarnessError(f"only {len(items)} images for {n_pairs} pairs")
         return pairs, {"reasons": {"kept": len(pairs)}, "injected": dict(sorted(kinds.items()))}
-    select.__name__ = (f"ground truth vs injected hallucination (object_share {cfg.object_share}, seed {seed}, "
-                       f"code {code_version(__name__, 'pipelines.ground_truth')})")
-    return select
+
+    def _pair(self, scene, qa, item: dict) -> dict:
+        from pipelines.ground_truth import gt_score, inject
+        rejected, what = inject(scene, qa, random.Random(f"inject:{self.seed}:{item['id']}:{qa.question}"),
+                                self.object_share)
+        return {k: v for k, v in item.items() if k not in ("responses", "scores")} | {
+            "chosen": qa.answer, "rejected": rejected, "injected": what,
+            "chosen_score": gt_score(scene, qa, qa.answer), "rejected_score": gt_score(scene, qa, rejected),
+            "chosen_model": "ground truth", "rejected_model": f"injected {what['type']}"}
 
 
-def build_pairs(cfg: HallucinationInjectionConfig, run, out_dir: Path, stages: Stages) -> dict:
-    return synthesize(cfg.synth, n_pairs=run.size, seed=run.seed, world=run.world, policy=run.base_model,
-                      stages=stages, out_dir=out_dir, score_fn=no_reward, select_fn=inject_select(cfg, run.seed),
-                      title=f"hallucination-injection {run.world} {run.size} pairs (seed {run.seed})")
-
-
-def train(cfg: HallucinationInjectionConfig, run, dataset_dir: Path, out_dir: Path, stages: Stages) -> dict:
-    return rm_dpo.train(cfg, run, dataset_dir, out_dir, stages, score_fn=no_reward,
-                        select_fn=inject_select(cfg, run.seed))
-
-
-METHOD = Method(
-    name="hallucination-injection",
-    config_cls=HallucinationInjectionConfig,
-    build_pairs=build_pairs,
-    train=train,
+METHOD = dpo_method(
+    "hallucination-injection", scorer="none", selector="injection", config_cls=HallucinationInjectionConfig,
+    check=check, worlds=("micro",),
     description="POVID/HALVA style: chosen = ground-truth answer, rejected = it with an injected absent object "
-                "or wrong attribute -> DPO+LoRA",
-    worlds=("micro",),
-    check=check,
-    code_modules=("pipelines.hallucination_injection", "pipelines.ground_truth", "pipelines.rm_dpo",
-                  "pipelines.dpo", "pipelines.synth"),
-)
+                "or wrong attribute -> DPO+LoRA")

@@ -10,31 +10,25 @@ oracle: `selection.rm_agreement` = share of kept pairs whose chosen answer the R
 Run it: `harness run --method oracle --size 5k`.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
-from pathlib import Path
 
-from harness.method import Method
-from harness.stages import Stages, code_version
-from pipelines import rm_dpo
-from pipelines.rm_dpo import RmDpoConfig
-from pipelines.synth import synthesize
+from harness.errors import HarnessError
+from pipelines.preference import dpo_method
+from pipelines.synth.hooks import RulesSelector
 
 
-@dataclass
-class OracleConfig(RmDpoConfig):
-    pass
+@dataclass(frozen=True)
+class GroundTruthSelector(RulesSelector):
+    """Re-score every response with the ground truth, then apply rm-dpo's selection rules (synth.select)."""
+    name = "ground-truth"
 
+    def describe(self) -> str:
+        return f"ground-truth judge (select {self.select})"
 
-def oracle_select(cfg: OracleConfig, world: str):
-    """select_fn: re-score every response with the ground truth, then apply rm-dpo's selection rules."""
-    from pipelines.ground_truth import gt_score, qa_for
-    from pipelines.synth.select import select_pairs
-
-    def select(items, n_pairs):
-        from harness.errors import HarnessError
+    def __call__(self, items, n_pairs):
         from harness.world.scene import Scene
+        from pipelines.ground_truth import gt_score, qa_for
+        from pipelines.synth.select import select_pairs
         rescored, rm_of = [], {}
         for it in items:
             if not it.get("scene"):
@@ -43,32 +37,12 @@ def oracle_select(cfg: OracleConfig, world: str):
             qa = qa_for(scene, it["question"])
             rm_of[it["id"]] = {r["text"]: s for r, s in zip(it["responses"], it["scores"])}
             rescored.append({**it, "scores": [gt_score(scene, qa, r["text"]) for r in it["responses"]]})
-        pairs, selection = select_pairs(cfg.synth.select, rescored, world, n_pairs)
+        pairs, selection = select_pairs(self.select, rescored, self.world, n_pairs)
         agree = [rm_of[p["id"]][p["chosen"]] > rm_of[p["id"]][p["rejected"]] for p in pairs]
         selection["rm_agreement"] = round(sum(agree) / len(agree), 4) if agree else None
         return pairs, selection
-    select.__name__ = f"ground-truth judge (select {cfg.synth.select}, code {code_version(__name__, 'pipelines.ground_truth')})"
-    return select
 
 
-def build_pairs(cfg: OracleConfig, run, out_dir: Path, stages: Stages) -> dict:
-    return synthesize(cfg.synth, n_pairs=run.size, seed=run.seed, world=run.world, policy=run.base_model,
-                      stages=stages, out_dir=out_dir, select_fn=oracle_select(cfg, run.world),
-                      title=f"oracle {run.world} {run.size} pairs (seed {run.seed})")
-
-
-def train(cfg: OracleConfig, run, dataset_dir: Path, out_dir: Path, stages: Stages) -> dict:
-    return rm_dpo.train(cfg, run, dataset_dir, out_dir, stages, select_fn=oracle_select(cfg, run.world))
-
-
-METHOD = Method(
-    name="oracle",
-    config_cls=OracleConfig,
-    build_pairs=build_pairs,
-    train=train,
-    description="upper bound: rm-dpo's responses, pairs picked by the scene ground truth instead of a reward model",
-    worlds=("micro",),
-    check=rm_dpo.check,
-    code_modules=("pipelines.oracle", "pipelines.ground_truth", "pipelines.rm_dpo", "pipelines.dpo",
-                  "pipelines.synth"),
-)
+METHOD = dpo_method(
+    "oracle", selector="ground-truth", worlds=("micro",),
+    description="upper bound: rm-dpo's responses, pairs picked by the scene ground truth instead of a reward model")

@@ -18,24 +18,33 @@ import pytest
 from harness.errors import HarnessError
 from test_run import TINY, zoo  # noqa: F401  (the shared reduced zoo fixture and rm-dpo's tiny overrides)
 
-METHODS = ["rm-dpo", "rm-dpo-blind", "sft", "random-pairs", "clip-rank", "hallucination-injection", "oracle"]
+from harness import registry
+
+METHODS = sorted(registry.names("methods"))          # every registered method, built-in or third-party
 N = 6
 # rm-dpo's tiny run (tests/test_run.py) with one round (except where a test asks for the on-policy round) and
 # single-process synthesis (spawning workers costs more than it saves on 6 pairs); 3 prompts per pair so that
 # the oracle's strict ground-truth preferences (ties are dropped) fill 6 pairs with a trained zoo too.
 FAST = TINY + ["rounds=1", "synth.responders.workers=1", "synth.response_reward.workers=1",
                "synth.prompts.oversample=3"]
-TWO_ROUNDS = {"oracle", "hallucination-injection"}     # the on-policy round must keep the method's own hooks
+DEFAULT_HOOKS = ("reward-model", "rules")
+
+
+def own_hooks(method: str) -> bool:
+    """Whether a method names a scorer or selector of its own: it runs the on-policy round in the tests, which
+    must apply its hooks again."""
+    m = registry.load("methods", method)
+    return (m.scorer, m.selector) != DEFAULT_HOOKS
 
 
 # ---------------------------------------------------------------- presets: like for like
 
-# Keys where each method's micro preset may differ from rm-dpo's (everything else must be equal).
-ALLOWED = {"rm-dpo-blind": {"synth.response_reward.reward"},
-           "sft": {"train.loss_type", "train.loss_weights"},
-           "random-pairs": set(), "oracle": {"synth.prompts.oversample"},
-           "clip-rank": {"scorer.model", "scorer.batch_size"},
-           "hallucination-injection": {"object_share", "synth.prompts.oversample", "synth.responders.models"}}
+def _stated_keys(path: Path) -> set[str]:
+    """The keys a preset file sets itself (its own file, not what it extends)."""
+    import yaml
+    data = yaml.safe_load(path.read_text()) or {}
+    data.pop("extends", None)
+    return set(_flat(data))
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -48,14 +57,18 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-@pytest.mark.parametrize("size", ["2k", "5k"])
-def test_micro_presets_differ_from_rm_dpo_only_where_the_method_does(size):
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "rm-dpo"])
+def test_micro_presets_differ_from_rm_dpo_only_where_the_method_says(method):
+    """A method's micro preset that extends rm-dpo's differs from it only in the keys its own preset sets."""
     from harness.api import prepare
-    ref = _flat(prepare("rm-dpo", size)[4]["method"])
-    for m in METHODS[1:]:
-        cfg = _flat(prepare(m, size)[4]["method"])
+    base = registry.load("methods", method).preset_dir() / "_micro.yaml"
+    if "rm-dpo/_micro.yaml" not in base.read_text():
+        pytest.skip(f"{method}'s micro preset does not extend rm-dpo's")
+    for size in ("2k", "5k"):
+        ref = _flat(prepare("rm-dpo", size)[4]["method"])
+        cfg = _flat(prepare(method, size)[4]["method"])
         differ = {k for k in set(ref) | set(cfg) if ref.get(k, "<absent>") != cfg.get(k, "<absent>")}
-        assert differ == ALLOWED[m], m
+        assert differ <= _stated_keys(base), (method, differ)
 
 
 def test_real_presets_and_world_limits(tmp_path):
@@ -152,7 +165,7 @@ def runs(zoo, tmp_path_factory):  # noqa: F811
         mp.setenv("HARNESS_CACHE_DIR", str(out / "cache"))
         mp.setenv("HARNESS_QUIET", "1")
         for m in METHODS:
-            over = FAST + (["rounds=2"] if m in TWO_ROUNDS else [])
+            over = FAST + (["rounds=2"] if own_hooks(m) else [])
             rec = api.train(m, N, out=shared, overrides=over)
             keep = out / m
             shutil.copytree(shared / "adapter", keep / "adapter")
@@ -190,7 +203,7 @@ def test_every_method_trains_one_step_on_its_own_pairs(runs):
         assert rec.method == m and rec.kind == "train" and rec.config["method"]
         assert (r["dir"] / "adapter" / "adapter_model.safetensors").is_file(), m
         rounds = log["rounds"]
-        assert len(rounds) == (2 if m in TWO_ROUNDS else 1) and rounds[0]["summary"]["steps"] == 1, m
+        assert len(rounds) == (2 if own_hooks(m) else 1) and rounds[0]["summary"]["steps"] == 1, m
         assert len(r["pairs"]) == N == len(r["rows"]) and r["card"]["pairs"] == N, m
     cards = {m: r["card"]["components"]["response_reward"] for m, r in runs["methods"].items()}
     assert cards["rm-dpo"] == "micro-rm" and cards["rm-dpo-blind"] == "micro-rm-blind"
@@ -255,9 +268,9 @@ def test_random_pairs_are_not_sorted_by_the_reward_model(runs):
 
 def test_clip_rank_chosen_has_the_higher_clip_score(runs):
     """Re-scored one response at a time, in another order: same scores (no batch effect), chosen > rejected."""
-    from pipelines.clip_rank import clip_scores
+    from pipelines.clip_rank import ClipScorer
     from pipelines.synth.image_reward import ImageRewardConfig
-    score = clip_scores(ImageRewardConfig(model="micro-clip"))
+    score = ClipScorer(ImageRewardConfig(model="micro-clip"))
     pairs = runs["methods"]["clip-rank"]["pairs"]
     for p, row in reversed(list(zip(pairs, runs["methods"]["clip-rank"]["rows"]))):
         assert row["chosen"][0]["content"][0]["text"] == p["chosen"]
@@ -309,3 +322,14 @@ def test_hallucination_injection_rejected_adds_an_absent_object_or_a_wrong_attri
             else:
                 assert rejected == chosen
     assert seen
+
+
+def test_every_on_policy_round_scores_and_pairs_with_the_methods_own_hooks(runs):
+    """Round 2 builds its scorer and selector from the method again: its card names round 1's hooks."""
+    cards = [json.loads(f.read_text())["components"] for f in
+             (runs["shared"] / "stages" / "train-parts").glob("*/round2-synth/pairs-*/dataset/card.json")]
+    for m, r in runs["methods"].items():
+        if own_hooks(m):
+            first = r["card"]["components"]
+            assert any(c["response_reward"] == first["response_reward"] and c["select"] == first["select"]
+                       for c in cards), m

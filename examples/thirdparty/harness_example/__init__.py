@@ -1,0 +1,1 @@
+"""An example third-party harness plugin package (see ../pyproject.toml)."""
