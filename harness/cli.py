@@ -1,14 +1,25 @@
 """`harness` command line: a thin layer over the Python API (harness.api and friends).
 
-Exit codes: 0 ok, 1 regression found by the gate, 2 bad input (one clear message, no traceback).
+Exit codes: 0 ok; 1 regression found by the gate; 2 bad input, refused before any work (one clear message, no
+traceback); 3 the run failed (one message; the traceback is in RUN_DIR/error.log and RUN_DIR/record.json has
+status "error", the failing stage and the message; re-running resumes at that stage); 130 interrupted.
+
+Offline: `--offline` or HARNESS_OFFLINE=1 sets HF_HUB_OFFLINE, HF_DATASETS_OFFLINE and TRANSFORMERS_OFFLINE
+before anything imports huggingface_hub or datasets (both read them once, at import): a missing model or dataset
+then fails at once instead of after minutes of download retries.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
+from pathlib import Path
 
-from harness.errors import HarnessError, RegressionFound
+from harness.errors import HarnessError, RegressionFound, RunFailed
+
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 def _add_run_args(p: argparse.ArgumentParser, sizes: bool = True) -> None:
@@ -19,6 +30,13 @@ def _add_run_args(p: argparse.ArgumentParser, sizes: bool = True) -> None:
     p.add_argument("--out", default=None, help="run directory (default: runs/<method>-<size>-<world>-s<seed>)")
     p.add_argument("--preset", default=None, help="explicit preset YAML instead of presets/<method>/<size>.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.lr=1e-3 seed=1")
+    _add_offline(p)
+
+
+def _add_offline(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--offline", action="store_true",
+                   help="never contact the Hugging Face hub (also: HARNESS_OFFLINE=1); cached files only")
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", default=None, help="judge for judged suites (rule | openai)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items per task")
     p.add_argument("--batch-size", type=int, default=None)
+    _add_offline(p)
 
     p = sub.add_parser("leaderboard", help="regenerate leaderboards/ from committed run records")
     p.add_argument("--dir", default=None, help="leaderboards directory (default: the repo's leaderboards/)")
@@ -74,17 +93,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "offline", False) or _truthy(os.environ.get("HARNESS_OFFLINE")):
+        go_offline()
     try:
         return _dispatch(args) or 0
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return e.exit_code
+    except RunFailed as e:
+        print(f"harness: run failed: {e}" + (f" (traceback: {e.log})" if e.log else ""), file=sys.stderr)
+        return e.exit_code
     except RegressionFound as e:
         print(f"harness: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        from harness.io import disk_full
+        print(f"harness: run failed: {disk_full(e.filename or 'the output directory')}", file=sys.stderr)
+        return RunFailed.exit_code
     except KeyboardInterrupt:
         print("harness: interrupted; finished stages are cached, re-run to resume", file=sys.stderr)
         return 130
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def go_offline() -> None:
+    """Hub-offline for this process and its children. huggingface_hub and datasets read these variables once,
+    when imported, so the CLI calls this before any command imports them; a module imported earlier (in-process
+    API use) is switched through its constants too."""
+    for var in OFFLINE_VARS:
+        os.environ[var] = "1"
+    if "huggingface_hub" in sys.modules:
+        import huggingface_hub.constants as hub_constants
+        hub_constants.HF_HUB_OFFLINE = True
+    if "datasets" in sys.modules:
+        import datasets.config as datasets_config
+        datasets_config.HF_HUB_OFFLINE = datasets_config.HF_DATASETS_OFFLINE = True
 
 
 def _dispatch(args: argparse.Namespace) -> int | None:
@@ -117,12 +165,40 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         publish(args.run_dir, args.dir)
         return 0
     if cmd == "eval":
-        from harness.evaluate import evaluate_cli
-        evaluate_cli(args)
-        return 0
+        return _eval(args)
     from harness import api
     {"run": api.run_cli, "synth": api.synth_cli, "train": api.train_cli}[cmd](args)
     return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    """`harness eval`: its input checked first (exit 2), then evaluation failures recorded like a run's (exit 3)."""
+    from harness.evaluate import evaluate_cli, resolve_suites
+    from harness.failures import record_failures
+    from harness.io import ensure_writable_dir
+    from harness.record import RunRecord
+    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise HarnessError(f"{flag} must be a positive number, got {value}")
+    suites = resolve_suites(args.suites)
+    if args.adapter and not Path(args.adapter).is_dir():
+        raise HarnessError(f"adapter directory not found: {args.adapter}")
+    _check_model(args.model)
+    out = ensure_writable_dir(args.out)
+    config = {"model": args.model, "adapter": args.adapter, "suites": [s.name for s in suites],
+              "limit": args.limit, "batch_size": args.batch_size}
+    with record_failures(out, lambda: RunRecord(kind="eval", world=suites[0].world, config=config)) as at:
+        at.stage = "eval"
+        evaluate_cli(args)
+    return 0
+
+
+def _check_model(name: str) -> None:
+    """A zoo name or local checkpoint must exist now; a hub id (owner/name, no such local path) is fetched, or
+    found in the cache when offline, by the evaluation itself."""
+    if Path(name).exists() or name.count("/") != 1:
+        from harness.models.vlm import resolve_checkpoint
+        resolve_checkpoint(name)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -9,6 +10,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from harness.errors import HarnessError, RunFailed
 
 
 @contextmanager
@@ -22,9 +25,52 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise disk_full(path) from e
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def disk_full(path: str | os.PathLike) -> RunFailed:
+    """The one message a full disk gives (exit 3); the OSError stays its cause, for the run's error.log."""
+    return RunFailed(f"disk full: no space left on the device while writing {path}; free some space and re-run "
+                     f"(finished stages are kept and reused)")
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc` or anything in its cause/context chain is an ENOSPC OSError (libraries re-wrap it)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def ensure_writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Refuse, before any work, an output directory that cannot be one: a file, a device such as /dev/null, a
+    path under a file, a read-only place. Creates nothing: a missing directory is probed at its nearest existing
+    ancestor (a real write test, since permission bits say nothing to root or about read-only mounts)."""
+    path = Path(path)
+    probe = path
+    while not (probe.exists() or probe.is_symlink()) and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        kind = "a file" if probe.is_file() else "a device or other special file"
+        where = f"{what} {path}" if probe == path else f"{what} {path}: {probe}"
+        raise HarnessError(f"{where} is {kind}, not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".harness-write-test.", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise HarnessError(f"{what} {path} is not writable (cannot create a file in {probe}: "
+                           f"{e.strerror or e})") from None
+    return path
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

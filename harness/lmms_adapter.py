@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ def manifest():
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RunFailed
 from harness.models import vlm
 
 
@@ -121,13 +120,11 @@ def run_tasks(lm: HarnessVLM, tasks: list[str], include_path: str | Path | list 
     """Run lmms-eval tasks with our model instance -> {task: [logged sample, ...]} in document order.
 
     lmms-eval does not fail loudly (its CLI exits 0 when an evaluation fails), so we check that every task
-    came back with one sample per document and raise HarnessError otherwise.
+    came back with one sample per document and raise RunFailed otherwise.
     """
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _quiet()
     paths = include_path if isinstance(include_path, list) else ([include_path] if include_path else None)
     # Indexing lmms-eval's own task YAMLs takes seconds: only when a built-in task is asked for, once per process.
@@ -145,19 +142,22 @@ def run_tasks(lm: HarnessVLM, tasks: list[str], include_path: str | Path | list 
         with contextlib.redirect_stderr(io.StringIO()):
             results = simple_evaluate(model=lm, tasks=list(tasks), task_manager=tm, log_samples=True, limit=limit,
                                       batch_size=lm.batch_size, verbosity="ERROR", bootstrap_iters=0)
-    except HarnessError:
+    except (HarnessError, RunFailed):
         raise
-    except Exception as e:   # noqa: BLE001 - lmms-eval raises anything; the message is what the user needs
+    except Exception as e:   # noqa: BLE001 - lmms-eval raises anything
+        # a run failure (exit 3), not bad input: the message names the innermost cause, and the whole chain stays
+        # attached (`from e`) for the run's error.log
         cause = e
-        while cause.__cause__ is not None and not isinstance(cause, HarnessError):
+        while cause.__cause__ is not None and not isinstance(cause, (HarnessError, RunFailed)):
             cause = cause.__cause__
-        raise HarnessError(f"lmms-eval failed on {', '.join(tasks)}: {type(cause).__name__}: {cause}") from None
+        failed = HarnessError if isinstance(cause, HarnessError) else RunFailed   # ours: e.g. a corrupt image
+        raise failed(f"lmms-eval failed on {', '.join(tasks)}: {type(cause).__name__}: {cause}") from e
     if not results or "samples" not in results:
-        raise HarnessError(f"lmms-eval returned no samples for {', '.join(tasks)}")
+        raise RunFailed(f"lmms-eval returned no samples for {', '.join(tasks)}")
     out = {}
     for t in tasks:
         samples = results["samples"].get(t)
         if not samples:
-            raise HarnessError(f"lmms-eval returned no samples for task {t}")
+            raise RunFailed(f"lmms-eval returned no samples for task {t}")
         out[t] = sorted(samples, key=lambda s: s["doc_id"])
     return out

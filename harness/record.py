@@ -73,6 +73,8 @@ class RunRecord:
     checkpoints: dict[str, dict[str, SuiteResult]] = field(default_factory=dict)  # "base"/"aligned" -> suite -> result
     checkpoint_paths: dict[str, str] = field(default_factory=dict)
     comparisons: dict[str, dict[str, Comparison]] = field(default_factory=dict)    # suite -> metric -> comparison
+    status: str = "ok"                          # "ok" | "error" (a failed run: see `error`; exit code 3)
+    error: dict[str, str] = field(default_factory=dict)   # {"stage", "message", "log"} when status is "error"
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RunFailed
 from harness.io import write_json
 
 # All linear layers of the language model (Llama-style names), none of the vision tower or projector.
@@ -45,6 +45,10 @@ class DPOTrainConfig:
     gradient_checkpointing: bool = False
     max_length: int | None = None
     threads: int = 1                                 # torch threads (FACTS §5: 1 per process is steadier)
+
+    def __post_init__(self):                         # refused when the config is resolved (exit 2)
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be positive, got {self.lr}")
 
 
 def _target_modules(spec: str):
@@ -93,7 +97,7 @@ def train_dpo(cfg: DPOTrainConfig, *, base: str, dataset_dir: str | Path, out_di
     steps = [e for e in log if "loss" in e]
     bad = [e for e in steps if not math.isfinite(e["loss"])]
     if bad:
-        raise HarnessError(f"DPO loss became non-finite at step {bad[0].get('step')}: lower train.lr")
+        raise RunFailed(f"DPO loss became non-finite at step {bad[0].get('step')}: lower train.lr", stage="train")
     summary = {"label": label, "pairs": len(ds), "steps": int(result.global_step),
                "train_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 2),
                "final_loss": steps[-1]["loss"] if steps else None,

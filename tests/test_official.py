@@ -148,3 +148,66 @@ def test_chair_tables_reproduce_the_original_quirks():
     assert chair.singularize("glass") == "glas" and chair.singularize("people") == "person"
     assert chair.caption_objects("the seat of the toilet", str.split)[1] == ["toilet"]
     assert chair.caption_objects("a baby bird and a passenger jet", str.split)[1] == ["bird", "airplane"]
+
+
+# ---------------------------------------------------------------- judges: MMHal-Bench, MM-Vet
+
+def _judged_rows(name: str, task: str, harness_parse) -> list[dict]:
+    rows = []
+    for it in _golden(name)["items"]:
+        score = harness_parse(it["judge_reply"])
+        row = {"question": it["question"], "target": it.get("gt_answer", it.get("answer")),
+               "prediction": it.get("model_answer", it.get("prediction")), "qtype": it.get("question_type"),
+               "capabilities": it.get("capability", []), "image_content": it.get("image_content"),
+               "judge_raw": it["judge_reply"], "score": score, "judge_failed": score is None}
+        if score is None:
+            row["judge_error"] = "unparseable judge reply"      # as harness.judges.openai_judge records it
+        rows.append(row)
+    return rows
+
+
+def test_mmhal_official_template_and_summary_match_eval_gpt_mmhal_py():
+    from benchmarks.official import mmhal
+    from benchmarks.suites import MMHAL_TYPES
+    from harness.judges import templates
+
+    golden = _golden("mmhal.json")
+    tpl = templates.get("mmhal-official")
+    rows = _judged_rows("mmhal.json", "mmhal", tpl.parse)
+    assert tpl.build(rows[0]) == golden["official_first_prompt"]
+    official = golden["official_output"]
+    assert f"{mmhal.official_score(rows):.2f}" == official["average_score"]
+    assert f"{mmhal.official_hallucination_rate(rows):.2f}" == official["hallucination_rate"]
+    assert golden["official_output"]["per_type_order"] == list(MMHAL_TYPES)
+    for qtype, printed in zip(MMHAL_TYPES, official["per_type"]):
+        assert str(round(mmhal.official_score([r for r in rows if r["qtype"] == qtype]), 2)) == printed
+    # the harness's correction: no single rating (none, several, 6.5, 10) is a counted failure, never a 0
+    failed = [r["judge_raw"] for r in rows if r["judge_failed"]]
+    assert "I cannot decide." in failed and "Rating: 6.5" in failed and "Rating: 5 ... on reflection Rating: 3" in failed
+    assert all(r["score"] is not None for r in rows if r["judge_raw"] in ("Rating: 5", "Rating: 5. Rating: 5"))
+
+
+def test_mmvet_official_prompt_and_aggregation_match_mm_vet_evaluator():
+    from benchmarks.official import mmvet
+    from harness.judges import templates
+
+    golden = _golden("mmvet.json")
+    tpl = templates.get("mmvet-official")
+    rows = _judged_rows("mmvet.json", "mmvet", tpl.parse)
+    assert tpl.build(rows[0]) == golden["official_first_prompt"]
+    for cap, printed in golden["official_output"].items():
+        value = mmvet.official_score(None if cap == "total" else cap)(rows)
+        assert f"{round(value, 1):.1f}" == printed, cap
+    assert {r["judge_raw"] for r in rows if r["judge_failed"]} == {"correct", "0.7.", ""}
+
+
+def test_judge_templates_by_name_official_by_default_and_in_the_identity():
+    from harness.errors import HarnessError
+    from harness.judges.openai_judge import OpenAIJudge
+
+    official = OpenAIJudge(base_url="http://127.0.0.1:9").describe()["templates"]
+    ours = OpenAIJudge(base_url="http://127.0.0.1:9", templates="harness").describe()["templates"]
+    assert official["mmhal"]["name"] == "mmhal-official" and ours["mmhal"]["name"] == "mmhal-harness"
+    assert official["mmvet"]["hash"] != ours["mmvet"]["hash"]
+    with pytest.raises(HarnessError, match="unknown judge template"):
+        OpenAIJudge(base_url="http://127.0.0.1:9", templates={"mmhal": "mmhal-paper", "mmvet": "mmvet-official"})

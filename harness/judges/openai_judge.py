@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from harness.io import stable_hash, write_json
-from harness.judges import Judge, Judgement
+from harness.judges import Judge, Judgement, templates
 
 DEFAULT_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-2024-08-06"
@@ -96,7 +96,7 @@ class OpenAIJudge(Judge):
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  timeout: float | None = None, retries: int | None = None, backoff: float | None = None,
                  cache_dir: str | Path | None = None,
-                 max_tokens: int = 512, **_ignored):
+                 max_tokens: int = 512, templates: dict | str | None = None, **_ignored):
         self.base_url = (base_url or os.environ.get("HARNESS_JUDGE_URL") or os.environ.get("OPENAI_BASE_URL")
                          or DEFAULT_URL).rstrip("/")
         self.model = model or os.environ.get("HARNESS_JUDGE_MODEL") or DEFAULT_MODEL
@@ -108,13 +108,16 @@ class OpenAIJudge(Judge):
         root = Path(cache_dir) if cache_dir else Path(os.environ.get(
             "HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness")) / "judge"
         self.cache_dir = root
+        # prompt template per task (harness.judges.templates): the benchmarks' own unless named otherwise
+        self.templates = _templates(templates)
         # what this judge cost so far (HTTP requests, retries included; tokens as the endpoint reports them)
         self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
     def describe(self) -> dict:
         """The judge's identity: what changes a score (never the key, the timeout or the retries)."""
         return {"name": self.name, "model": self.model, "version": self.version, "base_url": self.base_url,
-                "template": TEMPLATE_HASH}
+                "template": TEMPLATE_HASH,
+                "templates": {task: t.identity(templates.text_of(t)) for task, t in sorted(self.templates.items())}}
 
     # ------------------------------------------------------------ HTTP
 
@@ -179,12 +182,8 @@ class OpenAIJudge(Judge):
     # ------------------------------------------------------------ judging
 
     def judge(self, task: str, row: dict) -> Judgement:
-        fields = {"question": row.get("question", ""), "target": row.get("target", ""),
-                  "prediction": row.get("prediction", ""),
-                  "image_content": ", ".join(row.get("image_content") or sorted(
-                      o["cls"] for o in (row.get("scene") or {}).get("objects", [])))}
-        prompt = (MMHAL_PROMPT if task == "mmhal" else MMVET_PROMPT).format(**fields)
-        parse = parse_rating if task == "mmhal" else parse_correctness
+        template = self.templates[task]
+        prompt, parse = template.build(row), template.parse
         reply = self.cached(prompt)
         if reply is None or parse(reply) is None:     # an old cache may hold an unparseable reply: ask again
             reply, error = self.complete(prompt)
@@ -195,6 +194,19 @@ class OpenAIJudge(Judge):
             return Judgement(None, raw=reply, error="unparseable judge reply")
         self.remember(prompt, reply)
         return Judgement(float(score), raw=reply)
+
+
+def _templates(given: dict | str | None) -> dict:
+    """{task: Template}: "official" (default) / "harness" for both tasks, or {task: template name}."""
+    if given is None or isinstance(given, str):
+        kind = given or "official"
+        given = {task: f"{task}-{kind}" for task in ("mmhal", "mmvet")}
+    chosen = {task: templates.get(name) for task, name in given.items()}
+    wrong = [f"{task}: {t.name}" for task, t in chosen.items() if t.task != task]
+    if wrong or set(chosen) != {"mmhal", "mmvet"}:
+        from harness.errors import HarnessError
+        raise HarnessError(f"judge templates must name one mmhal and one mmvet template, got {given}")
+    return chosen
 
 
 def _setting(env: str, given, default, kind, minimum):

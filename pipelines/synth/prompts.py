@@ -64,8 +64,13 @@ def _read_prompt_file(path: str) -> list[dict]:
     p = Path(path)
     if not p.is_file():
         raise HarnessError(f"prompt file not found: {path}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = p.read_bytes()[:e.start].count(b"\n") + 1
+        raise HarnessError(f"{path}:{line}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     rows = []
-    for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for ln, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
