@@ -11,7 +11,9 @@ from __future__ import annotations
 from benchmarks.official import pope as official_pope
 from harness.world.texts import degeneration, parse_yes_no
 
-BUILTIN_POPE_SPLITS = {"pope_random": "random", "pope_pop": "popular", "pope_adv": "adversarial"}
+BUILTIN_POPE_SPLITS = {"pope_random": "random", "pope_pop": "popular", "pope_adv": "adversarial",
+                       # the same documents read from the data root (benchmarks/tasks/real/harness_pope_*.yaml)
+                       "harness_pope_random": "random", "harness_pope_pop": "popular", "harness_pope_adv": "adversarial"}
 
 
 def pope_row(task: str, sample: dict) -> dict:

@@ -217,8 +217,8 @@ MICRO_CHAIR = Suite("micro-chair", "micro", ("harness_micro_chair",), _with_dege
 
 # ---------------------------------------------------------------- real world
 
-POPE = Suite("pope", "real", ("pope_random", "pope_pop", "pope_adv"), _with_degenerate(real_pope_metrics()),
-             primary="f1", version="3",
+POPE = Suite("pope", "real", ("harness_pope_random", "harness_pope_pop", "harness_pope_adv"),
+             _with_degenerate(real_pope_metrics()), primary="f1", version="3",
              include=REAL_TASKS,
              description="lmms-eval POPE splits, read as POPE's evaluate.py, scored per split with the true yes-ratio")
 AMBER = Suite("amber", "real", ("harness_amber_g", "harness_amber_d"), _with_degenerate(real_amber_metrics()),

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=None)
 
     sub.add_parser("ls", help="list methods, suites, judges and zoo models (no torch import)")
+    from harness.data import cli as data_cli
+    data_cli.add_parser(sub)             # data prepare / verify (the real world's benchmark files)
     from harness import readers_cli
     readers_cli.add_parsers(sub)         # compare, rejudge, judge calibrate
 
@@ -164,6 +166,9 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         from harness.leaderboard import publish
         publish(args.run_dir, args.dir)
         return 0
+    if cmd == "data":
+        from harness.data import cli as data_cli
+        return data_cli.dispatch(args)
     if cmd == "eval":
         return _eval(args)
     from harness import api

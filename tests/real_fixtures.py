@@ -148,3 +148,95 @@ def put_in_hub_cache(cache: Path, repo_id: str, model_dir: Path, commit: str = "
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
     return snap
+
+
+# ---------------------------------------------------------------- official-format benchmark releases
+
+
+def _jpeg(path: Path, colour, size=(48, 40)) -> bytes:
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path, format="JPEG")
+    return path.read_bytes()
+
+
+def write_official_releases(root: Path) -> dict[str, Path]:
+    """Tiny releases in each benchmark's own published layout and format -> {suite: folder to pass to --from}.
+
+    POPE: output/coco/coco_pope_<split>.json, one JSON object per line + COCO val2014 file names; AMBER:
+    data/query/query_{generative,discriminative}.json, data/annotations.json (official type names), image/;
+    MMHal-Bench: response_template.json + images/ named after image_src; MM-Vet: mm-vet.json + images/;
+    Object HalBench: RLAIF-V's eval/data/obj_halbench_300_with_image.jsonl (base64 images) + COCO
+    annotations/instances_val2014.json."""
+    import base64
+    import json
+
+    root = Path(root)
+    colours = [(200, 30, 30), (30, 30, 200), (30, 200, 30)]
+    coco = ["COCO_val2014_000000000042.jpg", "COCO_val2014_000000000073.jpg", "COCO_val2014_000000000139.jpg"]
+    pope = root / "POPE"
+    for name, c in zip(coco, colours):
+        _jpeg(pope / "val2014" / name, c)
+    for k, split in enumerate(("random", "popular", "adversarial")):
+        lines = [{"question_id": i + 1, "image": coco[(i + k) % 3], "text": f"Is there a {obj} in the image?",
+                  "label": label} for i, (obj, label) in enumerate([("dog", "yes"), ("cat", "no"), ("car", "no"),
+                                                                     ("person", "yes")])]
+        f = pope / "output" / "coco" / f"coco_pope_{split}.json"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    amber = root / "AMBER"
+    for i, c in enumerate(colours, start=1):
+        _jpeg(amber / "image" / f"AMBER_{i}.jpg", c)
+    gen = [{"id": i, "image": f"AMBER_{i}.jpg", "query": "Describe this image."} for i in (1, 2)]
+    disc = [{"id": 1005, "image": "AMBER_1.jpg", "query": "Is there a forest in this image?"},
+            {"id": 1006, "image": "AMBER_2.jpg", "query": "Is the dog running in this image?"},
+            {"id": 1007, "image": "AMBER_3.jpg", "query": "Is the cup on the table in this image?"},
+            {"id": 1008, "image": "AMBER_3.jpg", "query": "Are there two dogs in this image?"}]
+    ann = [{"id": 1, "type": "generative", "truth": ["tree", "sky"], "hallu": ["bird", "car"]},
+           {"id": 2, "type": "generative", "truth": ["dog"], "hallu": ["cat"]},
+           {"id": 1005, "type": "discriminative-hallucination", "truth": "no"},
+           {"id": 1006, "type": "discriminative-attribute-action", "truth": "yes"},
+           {"id": 1007, "type": "discriminative-relation", "truth": "no"},
+           {"id": 1008, "type": "discriminative-attribute-number", "truth": "yes"}]
+    (amber / "data" / "query").mkdir(parents=True)
+    (amber / "data" / "query" / "query_generative.json").write_text(json.dumps(gen, indent=4))
+    (amber / "data" / "query" / "query_discriminative.json").write_text(json.dumps(disc, indent=4))
+    (amber / "data" / "annotations.json").write_text(json.dumps(ann, indent=4))
+    (amber / "data" / "relation.json").write_text(json.dumps({"dog": ["leash", "bone"], "tree": ["leaf"]}))
+    (amber / "data" / "safe_words.txt").write_text("thing\nobject\n")
+
+    mmhal = root / "MMHal-Bench"
+    template = []
+    for i, (qt, c) in enumerate(zip(["attribute", "counting"], colours)):
+        src = f"https://c{i}.staticflickr.com/{i}/52{i}_abc_o.jpg"
+        _jpeg(mmhal / "images" / src.split("/")[-1], c)
+        template.append({"question_type": qt, "question_topic": "Nature", "image_id": f"id{i}", "image_src": src,
+                         "image_content": ["Tree", "Dog"], "question": "What is in the image?",
+                         "gt_answer": "A dog.", "model_answer": ""})
+    (mmhal / "response_template.json").write_text(json.dumps(template, indent=4))
+
+    mmvet = root / "mm-vet"
+    items = {}
+    for i, c in enumerate(colours[:2]):
+        _jpeg(mmvet / "images" / f"v1_{i}.png", c)
+        items[f"v1_{i}"] = {"imagename": f"v1_{i}.png", "capability": ["rec", "ocr"] if i else ["math"],
+                            "question": "What colour is the box?", "answer": "red<OR>Red"}
+    (mmvet / "mm-vet.json").write_text(json.dumps(items, indent=4))
+
+    ohb = root / "RLAIF-V"
+    rows, anns = [], []
+    for iid, c in zip((139, 285), colours):
+        data = _jpeg(root / "tmp" / f"{iid}.jpg", c)
+        rows.append({"image_id": iid, "question": "Please describe this image in detail.",
+                     "image": base64.b64encode(data).decode()})
+        anns += [{"id": iid * 10, "image_id": iid, "category_id": 1},
+                 {"id": iid * 10 + 1, "image_id": iid, "category_id": 62}]
+    f = ohb / "eval" / "data" / "obj_halbench_300_with_image.jsonl"
+    f.parent.mkdir(parents=True)
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    instances = {"images": [{"id": 139}, {"id": 285}], "annotations": anns,
+                 "categories": [{"id": 1, "name": "person"}, {"id": 62, "name": "chair"}]}
+    (root / "coco" / "annotations").mkdir(parents=True)
+    (root / "coco" / "annotations" / "instances_val2014.json").write_text(json.dumps(instances))
+    return {"pope": pope, "amber": amber, "mmhal": mmhal, "mmvet": mmvet, "object-halbench": [ohb, root / "coco"]}

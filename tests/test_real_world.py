@@ -19,6 +19,7 @@ from real_fixtures import (  # noqa: E402
     build_seqcls_rm,
     build_tiny_llava_next,
     put_in_hub_cache,
+    write_official_releases,
 )
 
 from harness.errors import HarnessError  # noqa: E402
@@ -144,11 +145,13 @@ def test_armo_rm_scores_with_its_preference_score(tmp_path, capsys):
 
 
 def test_armo_opt_in_is_a_preset_key_and_reaches_the_loader(tmp_path):
-    from harness.api import prepare
+    import yaml
+
     from pipelines.synth.response_reward import ResponseRewardConfig, score_responses
 
-    cfg = prepare("rm-dpo", "2k", "real")[2]
-    assert cfg.synth.response_reward.trust_remote_code is True    # the real preset opts in for ArmoRM
+    preset = yaml.safe_load((ROOT / "pipelines/presets/rm-dpo/_real.yaml").read_text())
+    rr = preset["synth"]["response_reward"]
+    assert ResponseRewardConfig(**rr).trust_remote_code is True   # the real preset opts in for ArmoRM
     path = build_armo_rm(tmp_path / "armo")
     scores = score_responses(ResponseRewardConfig(model=str(path), trust_remote_code=True, batch_size=4),
                              [None], ["what is it ?"], [[{"text": "a dog ."}, {"text": "a cat ."}]])
@@ -185,3 +188,107 @@ def test_no_real_preset_hard_codes_a_device():
         devices = [v for part in (data.get("synth") or {}).values() if isinstance(part, dict)
                    for k, v in part.items() if k == "device"]
         assert all(d in ("auto", "") for d in devices), p
+
+
+# ---------------------------------------------------------------- (4) official files -> the data root
+
+
+def _prepare_all(releases: dict, monkeypatch, root: Path) -> None:
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(root))
+    for suite, src in releases.items():
+        args = ["data", "prepare", suite, "--subset"]
+        for p in (src if isinstance(src, list) else [src]):
+            args += ["--from", str(p)]
+        assert main(args) == 0, suite
+
+
+@pytest.fixture
+def prepared(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "data"
+    _prepare_all(write_official_releases(tmp_path / "releases"), monkeypatch, root)
+    return root
+
+
+def test_prepare_converts_each_official_release(prepared):
+    import json
+
+    from harness import data
+
+    manifests = data.check(list(data.SUITE_DOCS), prepared, hashes=True)
+    assert manifests["pope"]["counts"] == {"random.jsonl": 4, "popular.jsonl": 4, "adversarial.jsonl": 4}
+    pope = [json.loads(x) for x in (prepared / "pope/docs/random.jsonl").read_text().splitlines()]
+    assert pope[0] == {"question_id": 1, "question": "Is there a dog in the image?", "answer": "yes",
+                       "image_source": "COCO_val2014_000000000042", "category": "random",
+                       "image": "pope/images/COCO_val2014_000000000042.jpg"}
+    amber_d = [json.loads(x) for x in (prepared / "amber/docs/amber_d.jsonl").read_text().splitlines()]
+    assert [d["type"] for d in amber_d][:2] == ["discriminative-hallucination", "discriminative-attribute-action"]
+    amber_g = json.loads((prepared / "amber/docs/amber_g.jsonl").read_text().splitlines()[0])
+    assert amber_g["truth"] == ["tree", "sky"] and amber_g["hallu"] == ["bird", "car"]
+    ohb = json.loads((prepared / "object-halbench/docs/object_halbench.jsonl").read_text().splitlines()[0])
+    assert ohb["truth"] == ["person", "chair"] and (prepared / ohb["image"]).is_file()
+    mmvet = json.loads((prepared / "mmvet/docs/mmvet.jsonl").read_text().splitlines()[1])
+    assert mmvet["capability"] == "rec,ocr" and mmvet["question_id"] == "v1_1"
+    mmhal = json.loads((prepared / "mmhal/docs/mmhal.jsonl").read_text().splitlines()[0])
+    assert mmhal["image"] == "mmhal/images/520_abc_o.jpg" and mmhal["question_type"] == "attribute"
+    assert manifests["mmhal"]["source"]["subset"] is True
+    assert (prepared / "amber" / "relation.json").is_file() and "relation.json" in manifests["amber"]["files"]
+
+
+def test_bad_data_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    from harness import data
+    from harness.cli import main
+
+    releases = write_official_releases(tmp_path / "releases")
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(HarnessError, match="no prepared data for suite 'pope'"):
+        data.check(["pope"])                                            # missing data root
+    assert main(["data", "prepare", "pope", "--from", str(releases["amber"])]) == 2   # the wrong files
+    assert "coco_pope_random.json not found" in capsys.readouterr().err
+    assert main(["data", "prepare", "mmhal", "--from", str(releases["mmhal"])]) == 2  # 2 of 96 items
+    assert "--subset" in capsys.readouterr().err
+    assert main(["data", "prepare", "mmhal", "--from", str(releases["mmhal"]), "--subset"]) == 0
+    (tmp_path / "data" / "mmhal" / "docs" / "mmhal.jsonl").write_text("{}\n")
+    with pytest.raises(HarnessError, match="changed since it was prepared"):
+        data.check(["mmhal"], hashes=True)
+    next((tmp_path / "data" / "mmhal" / "images").iterdir()).unlink()
+    with pytest.raises(HarnessError, match="incomplete"):
+        data.check(["mmhal"])
+
+
+def test_every_real_task_reads_the_data_root_offline(prepared, tmp_path):
+    """Each real suite's lmms-eval tasks, generated into the data root, run on a tiny LLaVA with no hub.
+    AMBER's generative half and Object HalBench are only loaded, not generated: their official scorers need
+    NLTK data and spaCy's en_core_web_lg (not in the CPU lock) and refuse to build a prompt without them."""
+    import torch
+
+    from benchmarks.rows import rows_from_samples
+    from benchmarks.suites import AMBER, MMHAL, MMVET, OBJECT_HALBENCH, POPE
+    from harness import data
+    from harness.lmms_adapter import HarnessVLM, run_tasks
+    from harness.models.vlm import load_vlm
+    from eval_fixtures import build_tiny_llava
+
+    torch.set_num_threads(1)
+    model, proc = load_vlm(str(build_tiny_llava(tmp_path / "m")))
+    lm = HarnessVLM(model=model, processor=proc, batch_size=8)
+    tasks = [t for s in (POPE, AMBER, MMHAL, MMVET, OBJECT_HALBENCH) for t in s.tasks]
+    assert set(tasks) == {t for docs in data.SUITE_DOCS.values() for t in docs}
+    needs_nlp = ["harness_amber_g", "harness_object_halbench"]
+    tasks = [t for t in tasks if t not in needs_nlp]
+    out = run_tasks(lm, tasks, include_path=str(data.task_dir()), limit=2)
+    rows = {t: rows_from_samples(t, out[t]) for t in tasks}
+    assert [r["split"] for r in rows["harness_pope_adv"]] == ["adversarial", "adversarial"]
+    assert rows["harness_pope_random"][0]["label"] == "yes"
+    assert rows["harness_amber_d"][0]["type"] == "discriminative-hallucination"
+    assert rows["harness_mmvet"][0]["capabilities"] == ["math"]
+    import yaml
+    from datasets import load_dataset
+    docs = {}
+    for name in needs_nlp:      # their generated YAML: a json dataset on the prepared documents
+        spec = yaml.safe_load((data.task_dir() / f"{name}.yaml").read_text())
+        assert spec["dataset_path"] == "json" and spec["include"].endswith(f"benchmarks/tasks/real/{name}.yaml")
+        docs[name] = list(load_dataset("json", data_files=spec["dataset_kwargs"]["data_files"], split="test"))
+    assert docs["harness_object_halbench"][0]["truth"] == ["person", "chair"]
+    assert docs["harness_amber_g"][1]["truth"] == ["dog"]

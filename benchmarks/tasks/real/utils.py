@@ -31,12 +31,24 @@ from harness.world.texts import degeneration, parse_yes_no
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 
+
+def _image_path(value) -> Path:
+    """Absolute, or relative to the data root (`harness data prepare` writes "<suite>/images/<file>"), else
+    relative to data/ next to this file."""
+    from harness.data import image_path
+
+    if Path(value).is_absolute():
+        return Path(value)
+    in_root = image_path(str(value))
+    return in_root if in_root.exists() or not (DATA / value).exists() else DATA / value
+
+
 def _image(value):
     if value is None:
         return []
     if isinstance(value, Image.Image):
         return [value.convert("RGB")]
-    path = Path(value) if Path(value).is_absolute() else DATA / value
+    path = _image_path(value)
     try:
         with Image.open(path) as im:
             return [im.convert("RGB")]
@@ -114,6 +126,15 @@ AMBER_SAFE_WORDS = DATA / "amber" / "safe_words.txt"
 _AMBER_SCORER: dict = {}
 
 
+def _amber_file(default: Path) -> Path:
+    """AMBER's relation.json / safe_words.txt as `harness data prepare amber` put them in the data root, else
+    the copy next to this file."""
+    from harness.data import suite_dir
+
+    prepared = suite_dir("amber") / default.name
+    return prepared if prepared.is_file() else default
+
+
 def amber_matcher() -> dict:
     """The near-synonym model and threshold (AMBER's defaults; HARNESS_AMBER_SPACY_MODEL /
     HARNESS_AMBER_SIMILARITY choose others, and every row records which)."""
@@ -126,11 +147,12 @@ def amber_scorer() -> official_amber.GenerativeScorer:
     matcher = amber_matcher()
     key = tuple(matcher.values())
     if key not in _AMBER_SCORER:
-        for f in (AMBER_RELATION, AMBER_SAFE_WORDS):
+        relation, safe_words = _amber_file(AMBER_RELATION), _amber_file(AMBER_SAFE_WORDS)
+        for f in (relation, safe_words):
             if not f.is_file():
                 raise HarnessError(f"official AMBER scoring needs {f} (AMBER's data/{f.name})")
-        association = json.loads(AMBER_RELATION.read_text(encoding="utf-8"))
-        safe = [line.split("\n")[0] for line in AMBER_SAFE_WORDS.read_text(encoding="utf-8").splitlines()]
+        association = json.loads(relation.read_text(encoding="utf-8"))
+        safe = [line.split("\n")[0] for line in safe_words.read_text(encoding="utf-8").splitlines()]
         nlp.require_amber_nltk()
         similar = nlp.similarity_test(matcher["spacy_model"], matcher["similarity"])
         _AMBER_SCORER[key] = official_amber.GenerativeScorer(association, safe, nlp.amber_nouns, similar)
