@@ -444,11 +444,11 @@ def readme_markdown(worlds: dict[str, int], reported_worlds: list[str], findings
              "Boards regenerated from the run records committed under `records/` — no model is run. One board per "
              "world: micro-world and real-world numbers never share a table.", "",
              f"> {MICRO_CAVEAT}", "",
-             "| world | board | data | published records | findings |", "|---|---|---|---|---|"]
+             "| world | board | page | data | published records | findings |", "|---|---|---|---|---|---|"]
     for w, n in sorted(worlds.items()):
         extra = f" (+ reported rows: `{w}-reported.csv`)" if w in reported_worlds else ""
         note = f"[{findings[w]}]({findings[w]})" if w in findings else "–"
-        lines.append(f"| {w} | [{w}.md]({w}.md) | [{w}.csv]({w}.csv){extra} | {n} | {note} |")
+        lines.append(f"| {w} | [{w}.md]({w}.md) | [{w}.html]({w}.html) | [{w}.csv]({w}.csv){extra} | {n} | {note} |")
     lines += ["", "## What is in a board", "",
               "- an overview: for each run, each suite's primary metric base → aligned with Δ and significance;",
               "- per suite and suite version, runs ranked by the aligned value under the metric's declared "

@@ -6,6 +6,7 @@ Layout of leaderboards/ (everything except records/ and reported/ is generated a
   reported/<world>.yaml                        rows reported in papers, with their source (hand-written)
   calibration/<judge>.json                     judge calibrations (`harness judge calibrate`), shown by judged suites
   <world>.md, <world>.csv                      one board per world: micro and real numbers never share a table
+  <world>.html                                 the same board as a static, sortable page (harness.html_board)
   plots/<world>/*.png                          before/after bars per suite; metric vs data size
   README.md                                    what the boards are and how to regenerate them
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from harness.boards import (GENERATED_MARK, Entry, board_csv, board_markdown, board_plots, readme_markdown,
                             reported_csv, safe_name)
 from harness.config import size_label
+from harness.html_board import HTML_MARK, board_html
 from harness.errors import HarnessError
 from harness.io import atomic_path, file_sha256, read_jsonl, stable_hash, write_json
 from harness.record import RunRecord
@@ -171,6 +173,7 @@ def regenerate(dir: str | Path | None = None) -> list[Path]:
         for rel, png in plots.values():
             produced[root / rel] = png
         produced[root / f"{w}.md"] = board_markdown(w, es, reported, names, calibrations).encode()
+        produced[root / f"{w}.html"] = board_html(w, es, reported, names, calibrations).encode()
         produced[root / f"{w}.csv"] = board_csv(w, es).encode()
         if reported:
             reported_worlds.append(w)
@@ -195,6 +198,9 @@ def _remove_stale(root: Path, produced: set[Path]) -> None:
         for d in sorted((d for d in plots.rglob("*") if d.is_dir()), reverse=True):
             if not any(d.iterdir()):
                 d.rmdir()
+    for page in sorted(root.glob("*.html")):
+        if page not in produced and HTML_MARK in page.read_text(encoding="utf-8")[:300]:
+            page.unlink()
     for md in sorted(root.glob("*.md")):
         if md not in produced and md.read_text(encoding="utf-8").startswith(GENERATED_MARK):
             md.unlink()
