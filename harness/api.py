@@ -21,7 +21,8 @@ from pathlib import Path
 
 from harness.config import parse_size, resolve, size_label, to_dict
 from harness.errors import HarnessError
-from harness.io import stable_hash, write_text
+from harness.failures import RUN_LOG, RunConsole, record_failures
+from harness.io import ensure_writable_dir, stable_hash, write_text
 from harness.record import RunRecord, git_commit, machine_description, now_iso, package_versions
 from harness.stages import Stages, code_version
 
@@ -39,6 +40,12 @@ EVAL_CODE = ("harness.evaluate", "harness.lmms_adapter", "harness.models.vlm", "
 class EvalSettings:
     batch_size: int = 64
     limit: int | None = None            # first N items per task (quick looks; records say so)
+
+    def __post_init__(self):            # refused at resolve time (exit 2), not by lmms-eval mid-run
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"eval.limit must be a positive number of items (or null for all), got {self.limit}")
+        if self.batch_size < 1:
+            raise ValueError(f"eval.batch_size must be at least 1, got {self.batch_size}")
 
 
 @dataclass
@@ -59,9 +66,11 @@ class RunSettings:
         self.suites = list(self.suites) or list(DEFAULT_SUITES.get(self.world, []))
 
 
-def _console():
+def _console(run_dir: Path | None = None):
+    """The console on stderr; with a run directory, its messages are also appended to RUN_DIR/run.log."""
     from rich.console import Console
-    return Console(stderr=True, quiet=bool(os.environ.get("HARNESS_QUIET")))
+    screen = Console(stderr=True, quiet=bool(os.environ.get("HARNESS_QUIET")))
+    return RunConsole(screen, run_dir / RUN_LOG) if run_dir is not None else screen
 
 
 def _cache_dir() -> Path:
@@ -85,16 +94,30 @@ def prepare(method: str, size: str | int, world: str = "micro", out: str | Path 
     # the method's preset for this size, else its world's base preset (e.g. size 500); none is an error
     settings, cfg = resolve(m.config_cls, RunSettings, method, n, world, over,
                             preset or m.preset_for(size_label(n), world))
-    if suites:
+    if suites is not None:
         settings.suites = [s.strip() for s in (suites.split(",") if isinstance(suites, str) else suites) if s.strip()]
-    for s in settings.suites:
-        if s not in registry.names("suites"):
-            raise HarnessError(f"unknown suite {s!r} (known: {', '.join(sorted(registry.names('suites')))})")
+        if not settings.suites:
+            raise HarnessError(f"--suites {suites!r} names no suite")
+    _check_suites(settings.suites, world)
     if m.check is not None:
         m.check(cfg, settings)
     config = {"run": to_dict(settings), "method": to_dict(cfg)}
     run_dir = Path(out) if out else Path("runs") / f"{method}-{size_label(n)}-{world}-s{settings.seed}"
+    ensure_writable_dir(run_dir, "--out" if out else "run directory")
     return m, settings, cfg, run_dir, config, stable_hash(config)
+
+
+def _check_suites(names: list[str], world: str) -> None:
+    """Every suite known and of the run's world: caught here, not after synthesis and training."""
+    from harness import registry
+    known = registry.names("suites")
+    for s in names:
+        if s not in known:
+            raise HarnessError(f"unknown suite {s!r} (known: {', '.join(sorted(known))})")
+        suite_world = registry.load("suites", s).world
+        if suite_world != world:
+            raise HarnessError(f"suite {s!r} is a {suite_world}-world suite and this is a {world}-world run "
+                               f"(micro and real numbers never share a run)")
 
 
 def command_line(cmd: str, settings: RunSettings, preset=None, overrides=None, suites=None) -> str:
@@ -207,33 +230,70 @@ def _timings(*stage_results) -> dict[str, float]:
 def run(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", out: str | Path | None = None,
         preset: str | Path | None = None, overrides: list[str] | dict | None = None,
         suites: list[str] | str | None = None, publish: bool = False, quiet: bool = False) -> RunRecord:
-    """synthesize -> train -> evaluate base (cached across runs) and aligned -> compare -> record + table."""
-    from harness import registry
+    """synthesize -> train -> evaluate base (cached across runs) and aligned -> compare -> record + table.
+
+    Bad input raises HarnessError before anything is written; a failure after that raises RunFailed, leaving
+    error.log and an error record.json in the run directory (harness/failures.py)."""
     m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides, suites)
-    console = _console()
+    ensure_writable_dir(_cache_dir(), "HARNESS_CACHE_DIR")
+    console = _console(run_dir)
     record_path = run_dir / "record.json"
     if record_path.is_file():
         rec = RunRecord.load(record_path)
-        if rec.config_hash == chash and rec.kind == "run":
+        if rec.config_hash == chash and rec.kind == "run" and rec.status == "ok":
             console.print(f"[dim]{run_dir}: finished run, re-printing its table[/]")
             _print_table(rec, quiet)
             return rec
+    command = command_line("run", settings, preset, overrides, suites)
+    with _failures(run_dir, settings, config, chash, "run", command, console) as at:
+        rec = _run_stages(m, settings, cfg, run_dir, config, chash, console, at)
+        if rec is None:                # a data-parallel rank other than 0: rank 0 records and prints
+            return None
+        rec.command = command
+        at.stage = "record"
+        _finish(rec, run_dir, quiet)
+    if publish:
+        from harness.leaderboard import publish as publish_run
+        publish_run(str(run_dir), None)
+    return rec
+
+
+def _failures(run_dir: Path, settings: RunSettings, config: dict, chash: str, kind: str, command: str,
+              console) -> record_failures:
+    """The failure recorder of one invocation (see harness/failures.py); it also starts run.log's entry."""
+    console.log_line(f"--- {now_iso()} {command} (git {git_commit()})")
+
+    def error_record() -> RunRecord:
+        rec = _base_record(settings, config, chash)
+        rec.kind, rec.command = kind, command
+        return rec
+    return record_failures(run_dir, error_record, console)
+
+
+def _run_stages(m, settings: RunSettings, cfg, run_dir: Path, config: dict, chash: str, console,
+                at: record_failures) -> RunRecord:
+    """The stages of `harness run`; `at.stage` names the one running (for the error record)."""
+    from harness import registry
     _threads(settings.threads)
     stages = Stages(run_dir / "stages", log=console.print)
     t0 = time.perf_counter()
+    at.stage = "synth"
     st_s = _stage_synth(m, settings, cfg, run_dir, stages, console)
+    at.stage = "train"
     st_t = _stage_train(m, settings, cfg, run_dir, stages, st_s, console)
+    at.stage = "eval-base"
     base_stages = Stages(_cache_dir() / "base-eval", log=console.print)
     st_b = _evaluate(settings, base_stages, "eval-base", "base", None, {}, console)
     _copy_samples(st_b.path, run_dir, "base")
+    at.stage = "eval-aligned"
     st_a = _evaluate(settings, stages, "eval-aligned", "aligned", st_t.path / "adapter", {"up": st_t.key}, console)
     _copy_samples(st_a.path, run_dir, "aligned")
 
+    at.stage = "compare"
     t_cmp = time.perf_counter()
     from harness.compare import compare_suite, same_inputs
     from harness.evaluate import load_samples
     rec = _base_record(settings, config, chash)
-    rec.command = command_line("run", settings, preset, overrides, suites)
     rec.checkpoints = {"base": _suite_results(st_b.output), "aligned": _suite_results(st_a.output)}
     rec.checkpoint_paths = {"base": settings.base_model, "aligned": "adapter"}
     for s in settings.suites:
@@ -244,10 +304,6 @@ def run(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", ou
     rec.timings = _timings(st_s, st_t, st_b, st_a)
     rec.timings["compare"] = round(time.perf_counter() - t_cmp, 2)
     rec.timings["total_this_invocation"] = round(time.perf_counter() - t0, 2)
-    _finish(rec, run_dir, quiet)
-    if publish:
-        from harness.leaderboard import publish as publish_run
-        publish_run(str(run_dir), None)
     return rec
 
 
@@ -288,10 +344,13 @@ def synth(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", 
           preset: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunRecord:
     """Build (or reuse) the preference dataset only; the record holds its timings, the card is dataset/README.md."""
     m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides)
-    console = _console()
-    _threads(settings.threads)
-    stages = Stages(run_dir / "stages", log=console.print)
-    st = _stage_synth(m, settings, cfg, run_dir, stages, console)
+    console = _console(run_dir)
+    with _failures(run_dir, settings, config, chash, "synth", command_line("synth", settings, preset, overrides),
+                   console) as at:
+        at.stage = "synth"
+        _threads(settings.threads)
+        stages = Stages(run_dir / "stages", log=console.print)
+        st = _stage_synth(m, settings, cfg, run_dir, stages, console)
     rec = _base_record(settings, config, chash)
     rec.kind = "synth"
     rec.timings = _timings(st)
@@ -304,11 +363,15 @@ def train(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", 
           preset: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunRecord:
     """Synthesize (cached) and train the adapter only."""
     m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides)
-    console = _console()
-    _threads(settings.threads)
-    stages = Stages(run_dir / "stages", log=console.print)
-    st_s = _stage_synth(m, settings, cfg, run_dir, stages, console)
-    st_t = _stage_train(m, settings, cfg, run_dir, stages, st_s, console)
+    console = _console(run_dir)
+    with _failures(run_dir, settings, config, chash, "train", command_line("train", settings, preset, overrides),
+                   console) as at:
+        at.stage = "synth"
+        _threads(settings.threads)
+        stages = Stages(run_dir / "stages", log=console.print)
+        st_s = _stage_synth(m, settings, cfg, run_dir, stages, console)
+        at.stage = "train"
+        st_t = _stage_train(m, settings, cfg, run_dir, stages, st_s, console)
     rec = _base_record(settings, config, chash)
     rec.kind = "train"
     rec.timings = _timings(st_s, st_t)

@@ -7,6 +7,7 @@ run record, and its hash names the run's caches.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -49,8 +50,10 @@ def load_yaml(path: str | Path) -> dict:
         raise HarnessError(f"preset not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise HarnessError(f"malformed preset {path}: not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
-        raise HarnessError(f"malformed preset {path}: {e}".splitlines()[0]) from None
+        raise HarnessError(f"malformed preset {_yaml_problem(path, e)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -70,6 +73,16 @@ def _parent_preset(path: Path, parent) -> Path:
     if not isinstance(parent, str):
         raise HarnessError(f"malformed preset {path}: `extends` is a file name or {{method: NAME, preset: FILE}}")
     return path.parent / parent
+
+
+def _yaml_problem(path: Path, e: yaml.YAMLError) -> str:
+    """'FILE, line L, column C: problem (context)' on one line; PyYAML's own message spreads the position over
+    several lines (the first alone says only 'while scanning for the next token')."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context = getattr(e, "context", None)
+    return f"{where}: {problem}" + (f" ({context})" if context else "")
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -140,8 +153,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return [_coerce(item_t, v, key) for v in value] if origin is list else tuple(value)
     if origin is dict or tp is Any:
         return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if tp is float and not isinstance(value, bool):
+        return _finite_float(value, key)
     if tp is int and isinstance(value, str):
         try:
             return int(value)
@@ -152,6 +165,21 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if isinstance(tp, type) and not isinstance(value, tp):
         raise HarnessError(f"config key {key!r} must be {tp.__name__}, got {value!r}")
     return value
+
+
+def _finite_float(value: Any, key: str) -> Any:
+    """A float config value: YAML 1.1 reads `1e3` (no dot) as a string, so a numeric string is accepted; NaN and
+    infinities are refused (`train.lr=.nan` would otherwise train to a non-finite loss)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise HarnessError(f"config key {key!r} must be a number, got {value!r}") from None
+    if not isinstance(value, (int, float)):
+        raise HarnessError(f"config key {key!r} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise HarnessError(f"config key {key!r} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def to_dict(obj: Any) -> Any:
