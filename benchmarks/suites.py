@@ -14,8 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks import metrics as M
+from harness.data import tasks_for
 from harness.suite import Metric, Suite
 
+# the real suites' task YAMLs (prompts, generation, scoring); they run from the data root's generated copies,
+# which point their data files at `harness data prepare`'s documents (harness.data.tasks_for)
 REAL_TASKS = Path(__file__).resolve().parent / "tasks" / "real"
 
 
@@ -219,20 +222,20 @@ MICRO_CHAIR = Suite("micro-chair", "micro", ("harness_micro_chair",), _with_dege
 
 POPE = Suite("pope", "real", ("harness_pope_random", "harness_pope_pop", "harness_pope_adv"),
              _with_degenerate(real_pope_metrics()), primary="f1", version="3",
-             include=REAL_TASKS,
+             include=tasks_for("pope"),
              description="lmms-eval POPE splits, read as POPE's evaluate.py, scored per split with the true yes-ratio")
 AMBER = Suite("amber", "real", ("harness_amber_g", "harness_amber_d"), _with_degenerate(real_amber_metrics()),
-              primary="amber_score", version="3", include=REAL_TASKS,
+              primary="amber_score", version="3", include=tasks_for("amber"),
               description="AMBER generative (lmms-eval's dataset) + discriminative, scored as AMBER's inference.py")
 MMHAL = Suite("mmhal", "real", ("harness_mmhal",), _with_degenerate(mmhal_metrics()), primary="score", version="2",
-              judged=True, rubric="mmhal", include=REAL_TASKS,
+              judged=True, rubric="mmhal", include=tasks_for("mmhal"),
               description="MMHal-Bench, 96 items, 0-6 rubric by an OpenAI-compatible judge")
 MMVET = Suite("mmvet", "real", ("harness_mmvet",), _with_degenerate(mmvet_metrics(REAL_MMVET_CAPS)), primary="score",
-              version="2", judged=True, rubric="mmvet", include=REAL_TASKS,
+              version="2", judged=True, rubric="mmvet", include=tasks_for("mmvet"),
               description="MM-Vet (lmms-eval's dataset and prompt), judged by our judge")
 OBJECT_HALBENCH = Suite("object-halbench", "real", ("harness_object_halbench",),
                         _with_degenerate(real_chair_metrics()),
-                        primary="chair_s", version="3", include=REAL_TASKS,
+                        primary="chair_s", version="3", include=tasks_for("object-halbench"),
                         description="Object HalBench: CHAIRs/CHAIRi on COCO, objects found as the original chair.py")
 
 MICRO_DEFAULT = ("micro-pope", "micro-amber", "micro-mmhal", "micro-mmvet", "micro-chair")

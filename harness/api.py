@@ -32,6 +32,20 @@ DEFAULT_BASE = {"micro": "micro-llava", "real": "llava-hf/llava-1.5-7b-hf"}
 # the judge of MMHal / MM-Vet: the micro world's rule judge, the real world's OpenAI-compatible judge
 # (harness.judges.openai_judge: HARNESS_JUDGE_URL, HARNESS_JUDGE_MODEL, key in OPENAI_API_KEY)
 DEFAULT_JUDGE = {"micro": "rule", "real": "openai"}
+
+
+def eval_suites(world: str | None, suites: str | None) -> str:
+    """`harness eval`'s suites: --suites (each of --world's world when both are given), else --world's defaults."""
+    if not suites:
+        if not world:
+            raise HarnessError("harness eval needs --suites or --world (micro | real: that world's suites)")
+        return ",".join(DEFAULT_SUITES[world])
+    if world:
+        from harness import registry
+        for name in (s.strip() for s in suites.split(",") if s.strip()):
+            if name in registry.names("suites") and registry.load("suites", name).world != world:
+                raise HarnessError(f"suite {name!r} is not a {world}-world suite (--world {world})")
+    return suites
 EVAL_CODE = ("harness.evaluate", "harness.lmms_adapter", "harness.models.vlm", "harness.judges", "benchmarks",
              "harness.world")
 
@@ -235,6 +249,9 @@ def run(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", ou
     Bad input raises HarnessError before anything is written; a failure after that raises RunFailed, leaving
     error.log and an error record.json in the run directory (harness/failures.py)."""
     m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides, suites)
+    if world == "real":                # data prepared, judge answering: checked before a night of synthesis
+        from harness.dryrun import preflight
+        preflight(settings)
     ensure_writable_dir(_cache_dir(), "HARNESS_CACHE_DIR")
     console = _console(run_dir)
     record_path = run_dir / "record.json"

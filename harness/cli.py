@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p)
     p.add_argument("--suites", default=None, help="comma-separated suites (default: the world's hallucination suites)")
     p.add_argument("--publish", action="store_true", help="add the finished record to leaderboards/")
+    p.add_argument("--dry-run", action="store_true", help="resolve models, data and judge, print the work and a "
+                   "GPU-hours estimate, load nothing (harness/dryrun.py)")
 
     p = sub.add_parser("synth", help="build the preference dataset only")
     _add_run_args(p)
@@ -56,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate one checkpoint on suites")
     p.add_argument("--model", required=True, help="zoo name (micro-llava) or path to an HF LLaVA checkpoint")
     p.add_argument("--adapter", default=None, help="PEFT adapter directory")
-    p.add_argument("--suites", required=True, help="comma-separated suite names")
+    p.add_argument("--suites", default=None, help="comma-separated suite names (default: --world's suites)")
+    p.add_argument("--world", default=None, choices=["micro", "real"],
+                   help="the suites' world; with --suites, each must belong to it (default: the suites' own)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--judge", default=None, help="judge for judged suites (rule | openai)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items per task")
@@ -170,7 +174,12 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         from harness.data import cli as data_cli
         return data_cli.dispatch(args)
     if cmd == "eval":
+        from harness.api import eval_suites
+        args.suites = eval_suites(args.world, args.suites)
         return _eval(args)
+    if cmd == "run" and args.dry_run:
+        from harness.dryrun import dry_run_cli
+        return dry_run_cli(args)
     from harness import api
     {"run": api.run_cli, "synth": api.synth_cli, "train": api.train_cli}[cmd](args)
     return 0

@@ -240,3 +240,47 @@ def write_official_releases(root: Path) -> dict[str, Path]:
     (root / "coco" / "annotations").mkdir(parents=True)
     (root / "coco" / "annotations" / "instances_val2014.json").write_text(json.dumps(instances))
     return {"pope": pope, "amber": amber, "mmhal": mmhal, "mmvet": mmvet, "object-halbench": [ohb, root / "coco"]}
+
+
+# ---------------------------------------------------------------- a fake OpenAI-compatible judge
+
+
+class FakeJudge:
+    """/v1/chat/completions on 127.0.0.1: "Rating: 4" to MMHal's rubric, "0.5" to MM-Vet's, "OK" otherwise.
+    Records the request paths, the models asked for and whether a key was sent."""
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.paths: list[str] = []
+        self.models: list[str] = []
+        self.auth: list[str | None] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.paths.append(self.path)
+                outer.models.append(body.get("model"))
+                outer.auth.append(self.headers.get("Authorization"))
+                prompt = body["messages"][0]["content"]
+                reply = "Fine.\nRating: 4" if "Rating:" in prompt else "0.5" if "correctness score" in prompt else "OK"
+                data = json.dumps({"choices": [{"message": {"content": reply}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

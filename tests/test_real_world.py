@@ -18,6 +18,7 @@ from real_fixtures import (  # noqa: E402
     build_armo_rm,
     build_seqcls_rm,
     build_tiny_llava_next,
+    FakeJudge,
     put_in_hub_cache,
     write_official_releases,
 )
@@ -292,3 +293,92 @@ def test_every_real_task_reads_the_data_root_offline(prepared, tmp_path):
         docs[name] = list(load_dataset("json", data_files=spec["dataset_kwargs"]["data_files"], split="test"))
     assert docs["harness_object_halbench"][0]["truth"] == ["person", "chair"]
     assert docs["harness_amber_g"][1]["truth"] == ["dog"]
+
+
+# ---------------------------------------------------------------- (5), (6) judge defaults, --dry-run, eval --world
+
+
+@pytest.fixture
+def judge(monkeypatch):
+    j = FakeJudge()
+    monkeypatch.setenv("HARNESS_JUDGE_URL", j.url)
+    monkeypatch.setenv("HARNESS_JUDGE_MODEL", "judge-under-test")
+    monkeypatch.setenv("HARNESS_JUDGE_RETRIES", "0")
+    yield j
+    j.close()
+
+
+def _stand_in_dirs(tmp: Path) -> dict[str, str]:
+    """Model folders a dry run resolves (configs only: a dry run loads nothing)."""
+    import json
+
+    from eval_fixtures import build_tiny_llava
+
+    out = {"base": build_tiny_llava(tmp / "base"), "next": build_tiny_llava_next(tmp / "next"),
+           "armo": build_armo_rm(tmp / "armo")}
+    (tmp / "sd3").mkdir()
+    (tmp / "sd3" / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusion3Pipeline"}))
+    (tmp / "clip").mkdir()
+    (tmp / "clip" / "config.json").write_text(json.dumps({"architectures": ["CLIPModel"]}))
+    out.update(sd3=tmp / "sd3", clip=tmp / "clip")
+    rows = "".join(json.dumps({"category": "animals", "prompt": f"a dog number {i}"}) + "\n" for i in range(30))
+    (tmp / "prompts.jsonl").write_text(rows)
+    out["prompts"] = tmp / "prompts.jsonl"
+    return {k: str(v) for k, v in out.items()}
+
+
+def _real_overrides(m: dict) -> list[str]:
+    return [f"base_model={m['base']}", f"synth.prompts.source={m['prompts']}", f"synth.images.model={m['sd3']}",
+            f"synth.image_reward.model={m['clip']}", f"synth.responders.models=[{m['next']}, policy]",
+            f"synth.response_reward.model={m['armo']}"]
+
+
+def test_dry_run_resolves_everything_prints_the_plan_and_loads_nothing(prepared, judge, tmp_path, monkeypatch,
+                                                                       capsys):
+    from harness.cli import main
+
+    def refuse(*a, **kw):
+        raise AssertionError("a dry run loaded a model")
+    monkeypatch.setattr("harness.models.vlm.load_vlm", refuse)
+    monkeypatch.setattr("harness.models.reward.load_reward_model", refuse)
+    models = _stand_in_dirs(tmp_path / "models")
+    out = tmp_path / "run"
+    rc = main(["run", "--method", "rm-dpo", "--size", "20", "--world", "real", "--out", str(out), "--dry-run",
+               *_real_overrides(models)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "LlavaNextForConditionalGeneration" in err and "LlavaForConditionalGeneration" in err
+    assert "LlamaForRewardModelWithGating" in err and "trust_remote_code" in err
+    assert f"judge: judge-under-test at {judge.url}" in err
+    assert judge.paths == ["/v1/chat/completions"] and judge.models == ["judge-under-test"]   # one test call
+    assert "22 prompts x 4 = 88 images" in err and "44 generations" in err
+    for stage in ("images", "responses", "rewards", "train", "evaluate"):
+        assert f"  {stage}" in err
+    assert "GPU-h" in err and not out.exists()
+
+
+def test_real_run_refuses_a_dead_judge_or_missing_data_before_any_work(prepared, tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    models = _stand_in_dirs(tmp_path / "models")
+    monkeypatch.setenv("HARNESS_JUDGE_URL", "http://127.0.0.1:9/v1")      # nothing listens on port 9
+    monkeypatch.setenv("HARNESS_JUDGE_RETRIES", "0")
+    args = ["run", "--method", "rm-dpo", "--size", "20", "--world", "real", "--out", str(tmp_path / "run"),
+            *_real_overrides(models)]
+    assert main(args) == 2
+    assert "the judge does not answer" in capsys.readouterr().err
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
+    assert main(args) == 2
+    assert "no prepared data for suite 'pope'" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "stages").exists()
+
+
+def test_eval_accepts_world_real(monkeypatch):
+    from harness.api import eval_suites
+
+    assert eval_suites("real", None) == "pope,amber,mmhal,mmvet,object-halbench"
+    assert eval_suites(None, "pope") == "pope"
+    with pytest.raises(HarnessError, match="not a real-world suite"):
+        eval_suites("real", "micro-pope")
+    with pytest.raises(HarnessError, match="--suites or --world"):
+        eval_suites(None, None)
