@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import parse_size, resolve, size_label, to_dict
+from harness import parallel
 from harness.errors import HarnessError
 from harness.failures import RUN_LOG, RunConsole, record_failures
 from harness.io import ensure_writable_dir, stable_hash, write_text
@@ -115,6 +116,7 @@ def prepare(method: str, size: str | int, world: str = "micro", out: str | Path 
     _check_suites(settings.suites, world)
     if m.check is not None:
         m.check(cfg, settings)
+    parallel.check_batch(cfg)          # torchrun/accelerate: the DPO batch must split over the ranks
     config = {"run": to_dict(settings), "method": to_dict(cfg)}
     run_dir = Path(out) if out else Path("runs") / f"{method}-{size_label(n)}-{world}-s{settings.seed}"
     ensure_writable_dir(run_dir, "--out" if out else "run directory")
@@ -169,13 +171,14 @@ def _stage_synth(m, settings, cfg, run_dir: Path, stages: Stages, console):
 
 
 def _stage_train(m, settings, cfg, run_dir: Path, stages: Stages, synth, console):
-    inputs = {"up": synth.key, "cfg": to_dict(cfg), "seed": settings.seed, "code": m.code_version()}
+    inputs = {"up": synth.key, "cfg": to_dict(cfg), "seed": settings.seed, **parallel.train_key(), "code": m.code_version()}
     key = stages.key("train", inputs)
     console.rule(f"[bold]train[/] {m.name}")
     st = stages.run("train", inputs,
                     lambda d: m.train(cfg, settings, synth.path / "dataset", d, stages.sub(f"train-parts/{key}")))
     _publish_dir(st.path / "adapter", run_dir / "adapter")
-    shutil.copyfile(st.path / "train_log.json", run_dir / "train_log.json")
+    if parallel.is_main():
+        shutil.copyfile(st.path / "train_log.json", run_dir / "train_log.json")
     return st
 
 
@@ -184,6 +187,8 @@ def _publish_dir(src: Path, dst: Path) -> None:
     sharing no writes), replaced atomically. Never hard links: damage to one name would be damage to both, the
     run directory's files and the verified cache's."""
     from harness.io import reflink_or_copy
+    if not parallel.is_main():     # data-parallel: rank 0 writes the run directory
+        return
     tmp = dst.parent / f".{dst.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp, copy_function=reflink_or_copy)
@@ -204,8 +209,9 @@ def _evaluate(settings: RunSettings, stages: Stages, name: str, checkpoint: str,
                                       suites=list(settings.suites), out_dir=str(work), checkpoint=checkpoint,
                                       judge=settings.judge, batch_size=settings.eval.batch_size,
                                       limit=settings.eval.limit)
-        shutil.copytree(work / "samples", d / "samples")
-        shutil.rmtree(work, ignore_errors=True)
+        if parallel.is_main():         # rank 0 wrote the samples; a follower's copy would be discarded anyway
+            shutil.copytree(work / "samples", d / "samples")
+            shutil.rmtree(work, ignore_errors=True)
         return {s: dataclasses.asdict(r) for s, r in results.items()}
     from harness.evaluate import eval_identity
     # the data's content (a manifest per suite) and the judge's identity (model, endpoint, template), not just
@@ -305,6 +311,8 @@ def _run_stages(m, settings: RunSettings, cfg, run_dir: Path, config: dict, chas
     at.stage = "eval-aligned"
     st_a = _evaluate(settings, stages, "eval-aligned", "aligned", st_t.path / "adapter", {"up": st_t.key}, console)
     _copy_samples(st_a.path, run_dir, "aligned")
+    if not parallel.is_main():         # the ranks' work is done; rank 0 compares, records and prints
+        return None
 
     at.stage = "compare"
     t_cmp = time.perf_counter()
@@ -368,6 +376,8 @@ def synth(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", 
         _threads(settings.threads)
         stages = Stages(run_dir / "stages", log=console.print)
         st = _stage_synth(m, settings, cfg, run_dir, stages, console)
+    if not parallel.is_main():
+        return None
     rec = _base_record(settings, config, chash)
     rec.kind = "synth"
     rec.timings = _timings(st)
@@ -389,6 +399,8 @@ def train(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", 
         st_s = _stage_synth(m, settings, cfg, run_dir, stages, console)
         at.stage = "train"
         st_t = _stage_train(m, settings, cfg, run_dir, stages, st_s, console)
+    if not parallel.is_main():
+        return None
     rec = _base_record(settings, config, chash)
     rec.kind = "train"
     rec.timings = _timings(st_s, st_t)

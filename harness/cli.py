@@ -173,6 +173,8 @@ def _dispatch(args: argparse.Namespace) -> int | None:
     if cmd == "data":
         from harness.data import cli as data_cli
         return data_cli.dispatch(args)
+    if cmd in ("run", "synth", "train", "eval"):
+        _join_ranks()
     if cmd == "eval":
         from harness.api import eval_suites
         args.suites = eval_suites(args.world, args.suites)
@@ -213,6 +215,16 @@ def _check_model(name: str) -> None:
     if Path(name).exists() or name.count("/") != 1:
         from harness.models.vlm import resolve_checkpoint
         resolve_checkpoint(name)
+
+
+def _join_ranks() -> None:
+    """Under torchrun / accelerate launch: join the process group; ranks > 0 print nothing (docs/scaling.md)."""
+    import os
+
+    from harness import parallel
+    parallel.init()
+    if not parallel.is_main():
+        os.environ["HARNESS_QUIET"] = "1"
 
 
 if __name__ == "__main__":

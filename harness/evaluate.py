@@ -174,18 +174,24 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
             loaded = load_vlm(str(model), adapter=adapter, device=device)
         lm = lmms_adapter.HarnessVLM(model=loaded[0], processor=loaded[1], batch_size=batch_size,
                                      progress=bar.update_task)
+        lm.shard_batches = True        # data-parallel ranks split whole batches (harness.parallel)
         tasks = [t for s in todo for t in s.tasks]
         samples = lmms_adapter.run_tasks(lm, tasks, include_path=_include_paths(todo), limit=limit)
         for s in todo:
             rows = [r for t in s.tasks for r in (s.rows or rows_from_samples)(t, samples[t])]
             judge_failures = 0
-            if s.judged:
+            if s.judged and _is_main():    # one rank calls the judge (and publishes); the others skip it
                 judge_failures = judge_obj.judge_rows(_judge_task(s), rows,
                                                       progress=bar.judge_callback(s.name, len(rows)))
             _save(s, rows, out_dir, checkpoint, keys[s.name], judge_failures, judge_obj)
             results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), judge_failures,
                                            ident["data"][s.name], ident["judge"] if s.judged else None)
     return {s.name: results[s.name] for s in suites}
+
+
+def _is_main() -> bool:
+    from harness import parallel
+    return parallel.is_main()
 
 
 def _judge_task(suite: Suite) -> str:
@@ -221,6 +227,8 @@ def _warn(message: str) -> None:
 
 def _save(suite: Suite, rows: list[dict], out_dir: Path, checkpoint: str, key: str, judge_failures: int,
           judge_obj) -> None:
+    if not _is_main():     # data-parallel: every rank holds the same rows, rank 0 writes them
+        return
     path = samples_path(out_dir, checkpoint, suite.name)
     write_jsonl(path, rows)
     write_json(path.with_suffix(".meta.json"),
@@ -298,7 +306,7 @@ def evaluate_cli(args) -> RunRecord:
     checkpoint = Path(args.adapter).name if args.adapter else "base"
     out = Path(args.out)
     record_path = out / "record.json"
-    if record_path.exists():
+    if record_path.exists() and _is_main():
         record_path.unlink()      # record.json present <=> the last evaluation in this directory finished
     t0 = time.time()
     results = evaluate_checkpoint(args.model, adapter=args.adapter, suites=suites, out_dir=out,
@@ -313,6 +321,8 @@ def evaluate_cli(args) -> RunRecord:
                        created=now_iso(), timings={"evaluate": round(time.time() - t0, 2)},
                        checkpoints={checkpoint: results},
                        checkpoint_paths={checkpoint: str(args.adapter or args.model)})
+    if not _is_main():             # data-parallel: rank 0 writes the record
+        return record
     record.save(record_path)
     print_record(record)
     return record

@@ -45,6 +45,9 @@ class HarnessVLM(lmms):
             model, processor = vlm.load_vlm(pretrained, adapter=adapter or None, trust_remote_code=trc)
         self.model, self.processor = model, processor
         self.batch_size_per_gpu = int(batch_size or 64)
+        # True when the harness runs lmms-eval once per rank (one-process view) and shards whole batches itself;
+        # False under the lmms-eval CLI's own torchrun/accelerate path, which shards documents before us
+        self.shard_batches, self._call = False, 0
         self.progress = progress
 
     # lmms-eval reads these on some code paths
@@ -78,8 +81,8 @@ class HarnessVLM(lmms):
                 prompts.append(context)
             gk = dict(gen_kwargs or {})
             until = [u for u in (gk.get("until") or []) if u]
-            answers = vlm.generate(
-                self.model, self.processor, images, prompts, max_new_tokens=int(gk.get("max_new_tokens", 32)),
+            answers = self._generate(
+                images, prompts, max_new_tokens=int(gk.get("max_new_tokens", 32)),
                 batch_size=self.batch_size_per_gpu, temperature=float(gk.get("temperature") or 0.0),
                 progress=self._progress_for(task, len(idx)))
             for i, ans in zip(idx, answers):
@@ -87,6 +90,31 @@ class HarnessVLM(lmms):
                     ans = ans.split(stop)[0]
                 out[i] = ans
         return out  # type: ignore[return-value]
+
+    # ---- data-parallel ranks (harness.parallel) ----
+    @property
+    def device(self):
+        """Where the model's weights are; lmms-eval's torchrun/accelerate path puts its count tensors here."""
+        return next(self.model.parameters()).device
+
+    def _generate(self, images, prompts, **kw) -> list[str]:
+        """vlm.generate, or with `shard_batches` under several ranks: this rank's whole batches, all merged."""
+        from harness import parallel
+        if not (self.shard_batches and parallel.world_size() > 1):
+            return vlm.generate(self.model, self.processor, images, prompts, **kw)
+        bs, progress = max(1, kw.pop("batch_size")), kw.pop("progress", None)
+        self._call += 1      # every rank makes the same calls in the same order: a stable store name
+
+        def compute(units):
+            for b in units:   # batch b with seed b: what one vlm.generate call over everything computes
+                texts = vlm.generate(self.model, self.processor, images[b * bs:(b + 1) * bs],
+                                     prompts[b * bs:(b + 1) * bs], batch_size=bs, seed=b, **kw)
+                if progress is not None:
+                    progress(min(len(prompts), (b + 1) * bs))
+                yield b, texts
+        n = -(-len(prompts) // bs)
+        parts = parallel.map_units(n, compute, parallel.unit_store(f"eval-{self._call}"))
+        return [t for part in parts for t in part]
 
     def _progress_for(self, task: str, total: int):
         if self.progress is None:
@@ -101,6 +129,25 @@ class HarnessVLM(lmms):
 
 
 _TASK_MANAGERS: dict[tuple, object] = {}
+
+
+@contextlib.contextmanager
+def _one_process_view(active: bool):
+    """lmms-eval reads RANK/WORLD_SIZE from the environment and would shard documents by rank, regrouping our
+    batches (docs/scaling.md: other padding, other greedy tokens). With batch sharding every rank runs lmms-eval
+    as one process over all documents and only the generation is split; this hides the ranks from it meanwhile."""
+    import os
+    saved = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    if active:
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _quiet() -> None:
@@ -139,7 +186,7 @@ def run_tasks(lm: HarnessVLM, tasks: list[str], include_path: str | Path | list 
         raise HarnessError(f"unknown lmms-eval task(s): {', '.join(unknown)}")
     try:
         # lmms-eval's tqdm bars go to sys.stderr; loguru warnings keep the real stderr (bound in _quiet)
-        with contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stderr(io.StringIO()), _one_process_view(lm.shard_batches):
             results = simple_evaluate(model=lm, tasks=list(tasks), task_manager=tm, log_samples=True, limit=limit,
                                       batch_size=lm.batch_size, verbosity="ERROR", bootstrap_iters=0)
     except (HarnessError, RunFailed):

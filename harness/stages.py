@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from harness import parallel
 from harness.io import file_sha256, stable_hash, write_json
 
 DONE = "DONE"
@@ -119,11 +120,13 @@ class Stages:
         `fn` writes its files into the directory it is given and returns a JSON-able summary (kept in DONE).
         """
         hit = self.lookup(name, inputs)
-        if hit is not None:
+        if parallel.agree(hit is not None):   # data-parallel ranks all take the same branch
             self.log(f"{name}: cached ({hit.seconds:.1f} s when computed) -> {hit.path}")
             return hit
         key = self.key(name, inputs)
         final = self.root / f"{name}-{key}"
+        if not parallel.is_main():            # every rank computes (collectives inside); rank 0 publishes
+            return self._run_follower(name, inputs, key, fn)
         # One scratch directory per process: two runs sharing a cache (the base-model evaluation is shared by
         # every run of the same base) may compute the same stage at once; neither may delete the other's work.
         tmp = self.root / f".{name}-{key}.{os.getpid()}.tmp"
@@ -135,7 +138,8 @@ class Stages:
         tmp.mkdir(parents=True)
         t0 = time.perf_counter()
         try:
-            output = fn(tmp)
+            with parallel.scratch(self._work(name, key)):
+                output = fn(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -150,8 +154,30 @@ class Stages:
             if hit is None:
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
+            parallel.barrier()
             return hit
+        parallel.barrier()                     # the followers read the published stage after this
+        shutil.rmtree(self._work(name, key), ignore_errors=True)
         return StageResult(name, key, final, meta, cached=False)
+
+    def _work(self, name: str, key: str) -> Path:
+        """Persistent work directory of a stage being computed: finished units survive a killed run."""
+        return self.root / f".{name}-{key}.work"
+
+    def _run_follower(self, name: str, inputs: dict, key: str, fn: Callable[[Path], Any]) -> StageResult:
+        """A rank > 0 computes in its own scratch directory (its share of the units), then takes rank 0's copy."""
+        tmp = self.root / f".{name}-{key}.{os.getpid()}.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            with parallel.scratch(self._work(name, key)):
+                fn(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        parallel.barrier()
+        hit = self.lookup(name, inputs)
+        if hit is None:
+            raise parallel.RankFailed(f"rank {parallel.rank()}: rank 0 did not publish stage {name}")
+        return hit
 
     def sub(self, name: str) -> "Stages":
         """Stages nested under `root/name` (e.g. a method's synthesis components)."""

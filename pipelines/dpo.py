@@ -79,10 +79,14 @@ def train_dpo(cfg: DPOTrainConfig, *, base: str, dataset_dir: str | Path, out_di
     if cfg.loss_weights is not None and len(cfg.loss_weights) != len(cfg.loss_type):
         raise HarnessError(f"train.loss_weights has {len(cfg.loss_weights)} entries for "
                            f"{len(cfg.loss_type)} loss types")
+    # torchrun / accelerate launch: DDP over the ranks with the one-process recipe's batch per step (docs/scaling.md)
+    from harness import parallel
+    per_device, accum = parallel.split_batch(cfg.batch_size, cfg.grad_accum)
+    ddp_backend = "gloo" if parallel.world_size() > 1 and not torch.cuda.is_available() else None
     args = DPOConfig(
         output_dir=str(out_dir / "trainer"), learning_rate=cfg.lr, beta=cfg.beta,
         loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights,
-        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        per_device_train_batch_size=per_device, gradient_accumulation_steps=accum, ddp_backend=ddp_backend,
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=float(cfg.warmup_ratio),  # a float < 1 is a ratio in transformers 5
         lr_scheduler_type=cfg.scheduler, bf16=cfg.bf16, gradient_checkpointing=cfg.gradient_checkpointing,
         max_length=cfg.max_length, logging_steps=1, save_strategy="no", report_to="none", seed=seed,

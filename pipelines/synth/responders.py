@@ -30,24 +30,58 @@ class RespondersConfig:
     device: str = ""                  # "" = the loader's default (CPU); "cuda" on a GPU machine
 
 
-def _job(args) -> list[str]:
-    """One (model, sample) pass over all items; runs in a worker process or inline."""
-    name, adapter, image_paths, questions, order, cfg_dict, stream = args
+def _job(args) -> dict[int, list[str]]:
+    """One (model, sample) pass over some of the batches; runs in a worker process or inline.
+
+    `units` = [(unit id, batch index)]: batch b is items order[b*bs:(b+1)*bs] sampled with seed stream + b, so
+    any subset of batches gives exactly the texts a pass over all batches gives (harness.parallel). Each finished
+    batch goes to the unit store at once, so a killed run keeps it."""
+    name, adapter, image_paths, questions, order, cfg_dict, stream, units, store_root = args
     import torch
     from PIL import Image
 
     from harness.models.vlm import generate, load_vlm
+    from harness.parallel import UnitStore
     torch.set_num_threads(1)
     model, processor = load_vlm(name, adapter=adapter, device=cfg_dict.get("device") or None)
-    imgs = []
-    for i in order:
-        with Image.open(image_paths[i]) as im:
-            imgs.append(im.convert("RGB"))
-    texts = generate(model, processor, imgs, [questions[i] for i in order], max_new_tokens=cfg_dict["max_new_tokens"],
-                     batch_size=cfg_dict["batch_size"], temperature=cfg_dict["temperature"], seed=stream)
-    out = [""] * len(questions)
-    for i, t in zip(order, texts):
-        out[i] = t
+    bs, store, out = max(1, cfg_dict["batch_size"]), UnitStore(store_root), {}
+    for unit, b in units:
+        imgs = []
+        for i in order[b * bs:(b + 1) * bs]:
+            with Image.open(image_paths[i]) as im:
+                imgs.append(im.convert("RGB"))
+        out[unit] = generate(model, processor, imgs, [questions[i] for i in order[b * bs:(b + 1) * bs]],
+                             max_new_tokens=cfg_dict["max_new_tokens"], batch_size=bs,
+                             temperature=cfg_dict["temperature"], seed=stream + b)
+        store.put(unit, out[unit])
+    return out
+
+
+def _my_jobs(jobs: list[tuple], n_batches: int, store) -> list[tuple]:
+    """This rank's share of the (job, batch) units not already in the store, grouped by job."""
+    from harness import parallel
+    todo = [u for u in parallel.my_units(len(jobs) * n_batches) if store.get(u) is None]
+    by_job: dict[int, list] = {}
+    for u in todo:
+        by_job.setdefault(u // n_batches, []).append((u, u % n_batches))
+    root = str(store.root) if store.root else None
+    return [jobs[k] + (units, root) for k, units in by_job.items()]
+
+
+def _merge_jobs(results: list, n_jobs: int, n_batches: int, order: list[int], store) -> list[list[str]]:
+    """Every rank's units (fresh and stored) -> per job, the texts in input order."""
+    from harness import parallel
+    mine = {u: store.get(u) for u in parallel.my_units(n_jobs * n_batches)}
+    for part in results:
+        mine.update(part)
+    units = parallel.merge(parallel.all_gather(mine))
+    out = []
+    for k in range(n_jobs):
+        texts = [t for b in range(n_batches) for t in units[k * n_batches + b]]
+        per_item = [""] * len(order)
+        for i, t in zip(order, texts):
+            per_item[i] = t
+        out.append(per_item)
     return out
 
 
@@ -64,7 +98,10 @@ def respond(cfg: RespondersConfig, image_paths: list[str], questions: list[str],
             target, adapter = (policy, policy_adapter) if name == POLICY else (name, None)
             jobs.append((target, adapter, image_paths, questions, order, dataclasses.asdict(cfg), stream))
             labels.append((name, s))
-    results: list[list[str] | None] = [None] * len(jobs)
+    from harness import parallel
+    n_batches, store = -(-len(questions) // max(1, cfg.batch_size)), parallel.unit_store("responses")
+    all_jobs, jobs = jobs, _my_jobs(jobs, n_batches, store)   # data-parallel: this rank's batches only
+    results: list[dict | None] = [None] * len(jobs)
     done = 0
     if cfg.workers > 1 and len(jobs) > 1:
         from concurrent.futures import as_completed
@@ -83,8 +120,9 @@ def respond(cfg: RespondersConfig, image_paths: list[str], questions: list[str],
             done += 1
             if progress:
                 progress(done * len(questions))
+    merged = _merge_jobs(results, len(all_jobs), n_batches, order, store)
     out: list[list[dict]] = [[] for _ in questions]
-    for (name, s), texts in zip(labels, results):
+    for (name, s), texts in zip(labels, merged):
         for i, t in enumerate(texts):
             out[i].append({"model": name, "sample": s, "text": t})
     return out
