@@ -249,11 +249,13 @@ class FakeJudge:
     """/v1/chat/completions on 127.0.0.1: "Rating: 4" to MMHal's rubric, "0.5" to MM-Vet's, "OK" otherwise.
     Records the request paths, the models asked for and whether a key was sent."""
 
-    def __init__(self):
+    def __init__(self, reply_fn=None):
         import json
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+        self.reply_fn = reply_fn          # prompt -> reply text, replacing the judge's replies
+        self.prompts: list[str] = []
         self.paths: list[str] = []
         self.models: list[str] = []
         self.auth: list[str | None] = []
@@ -269,7 +271,9 @@ class FakeJudge:
                 outer.models.append(body.get("model"))
                 outer.auth.append(self.headers.get("Authorization"))
                 prompt = body["messages"][0]["content"]
-                reply = "Fine.\nRating: 4" if "Rating:" in prompt else "0.5" if "correctness score" in prompt else "OK"
+                outer.prompts.append(prompt)
+                reply = ("Fine.\nRating: 4" if "Rating:" in prompt else "0.5" if "correctness score" in prompt
+                         else outer.reply_fn(prompt) if outer.reply_fn else "OK")
                 data = json.dumps({"choices": [{"message": {"content": reply}}]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

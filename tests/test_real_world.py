@@ -382,3 +382,61 @@ def test_eval_accepts_world_real(monkeypatch):
         eval_suites("real", "micro-pope")
     with pytest.raises(HarnessError, match="--suites or --world"):
         eval_suites(None, None)
+
+
+# ---------------------------------------------------------------- LLM-written prompts and questions
+
+
+def _llm_replies(prompt: str) -> str:
+    """Numbered prompts with one duplicate per batch; the first 'school' batch is a bad reply (a refusal)."""
+    import re
+    cat, batch = re.search(r'category "(\w+)" \(batch ([\w-]+)\)', prompt).groups() if "category" in prompt \
+        else (None, None)
+    if cat is None:
+        return "What is on the table?" if "attempt 1" in prompt else "Sure! Here is a question:\nWhat?"
+    if cat == "school" and batch.endswith("-0"):
+        return "I cannot help with that."
+    if cat == "dup":                      # the same prompts whatever the batch
+        batch = "same"
+    lines = [f"{i + 1}. A photo of {cat} scene {batch} number {i} with two red cups" for i in range(3)]
+    return "\n".join(lines + [lines[0]])
+
+
+def test_llm_prompts_by_category_deduplicated_retried_cached(tmp_path, monkeypatch, capsys):
+    from pipelines.synth.prompts import PromptsConfig, check_capacity, make_prompts
+
+    llm = FakeJudge(_llm_replies)
+    monkeypatch.setenv("HARNESS_JUDGE_URL", llm.url)
+    monkeypatch.setenv("HARNESS_JUDGE_RETRIES", "0")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        cfg = PromptsConfig(source="llm", categories=["art", "school"], per_request=4, llm_model="writer")
+        assert cfg.llm_url == llm.url                       # the judge's endpoint, named in the config
+        check_capacity(cfg, 5)
+        rows = make_prompts(cfg, 7, seed=0)
+        assert [r["category"] for r in rows] == ["art"] * 4 + ["school"] * 3 and len(rows) == 7
+        assert len({r["prompt"] for r in rows}) == 7 and [r["id"] for r in rows] == list(range(7))
+        err = capsys.readouterr().err
+        assert "1 bad replies retried" in err and "duplicates dropped" in err
+        assert set(llm.models) == {"writer"}
+        asked = len(llm.paths)
+        # again: every good reply from the cache; only the bad one (never cached) is asked again
+        assert make_prompts(cfg, 7, seed=0) == rows and len(llm.paths) == asked + 1
+        with pytest.raises(HarnessError, match="gave 3 of 10 prompts for category 'dup' after 12 requests"):
+            make_prompts(PromptsConfig(source="llm", categories=["dup"], per_request=4), 10, seed=5)
+    finally:
+        llm.close()
+
+
+def test_llm_questions_retry_a_bad_reply(tmp_path, monkeypatch):
+    from pipelines.synth.questions import QuestionsConfig, make_question
+
+    llm = FakeJudge(_llm_replies)
+    monkeypatch.setenv("HARNESS_JUDGE_URL", llm.url)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        q = make_question(QuestionsConfig(backend="llm"), {"id": 3, "prompt": "a red cup on a table"}, seed=0)
+        assert q == {"question": "What is on the table?", "kind": "instruction"}
+        assert len(llm.paths) == 2 and "a red cup on a table" in llm.prompts[0]   # attempt 0 was bad
+    finally:
+        llm.close()

@@ -1,14 +1,16 @@
 """Stage 1 — text-to-image prompts by category.
 
 micro: one train-split scene per prompt (its theme is the category); the prompt text is the generator's
-prompt for that scene. real: a JSONL file of {"category", "prompt"} rows (the paper had a GPT-4-family model
-write them in 15 categories); asking for more prompts than the file holds is an error, never a silent repeat.
+prompt for that scene. real: a JSONL file of {"category", "prompt"} rows, or `source: llm`: an LLM writes them
+by category through the judge's OpenAI-compatible client, as the paper had a GPT-4-family model write them in 15
+categories (pipelines/synth/llm.py). Asking for more prompts than the source gives is an error, never a silent
+repeat.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -21,8 +23,28 @@ MICRO_MAX_PROMPTS = 50_000
 
 @dataclass
 class PromptsConfig:
-    source: str = "micro"          # "micro" | path to a JSONL file with {"category", "prompt"} rows
+    source: str = "micro"          # "micro" | "llm" | path to a JSONL file with {"category", "prompt"} rows
     oversample: float = 1.25       # prompts per requested pair: selection drops ties and malformed answers
+    # source "llm" (pipelines/synth/llm.py): the categories (empty = the paper's 15), prompts asked per request,
+    # and the LLM (empty = the judge's $HARNESS_JUDGE_MODEL / $HARNESS_JUDGE_URL, filled in here so the run's
+    # config, its record and the stage's cache key name them)
+    categories: list[str] = field(default_factory=list)
+    per_request: int = 25
+    llm_model: str = ""
+    llm_url: str = ""
+
+    def __post_init__(self):
+        if self.source == "llm":
+            self.llm_model, self.llm_url = llm_identity(self.llm_model, self.llm_url)
+
+
+def llm_identity(model: str, url: str) -> tuple[str, str]:
+    """The model and endpoint the judge's client would use (harness.judges.openai_judge's defaults)."""
+    import os
+
+    from harness.judges.openai_judge import DEFAULT_MODEL, DEFAULT_URL
+    return (model or os.environ.get("HARNESS_JUDGE_MODEL") or DEFAULT_MODEL,
+            (url or os.environ.get("HARNESS_JUDGE_URL") or os.environ.get("OPENAI_BASE_URL") or DEFAULT_URL).rstrip("/"))
 
 
 def n_prompts(cfg: PromptsConfig, n_pairs: int) -> int:
@@ -34,6 +56,10 @@ def n_prompts(cfg: PromptsConfig, n_pairs: int) -> int:
 def check_capacity(cfg: PromptsConfig, n_pairs: int) -> None:
     """Refuse sizes the prompt source cannot give, before any work is done."""
     need = n_prompts(cfg, n_pairs)
+    if cfg.source == "llm":
+        if cfg.per_request < 1:
+            raise HarnessError(f"prompts.per_request must be >= 1, got {cfg.per_request}")
+        return                       # the LLM writes as many as needed (or the run stops, saying how many)
     if cfg.source == "micro":
         if need > MICRO_MAX_PROMPTS:
             raise HarnessError(f"size {n_pairs} needs {need} prompts but the micro world gives at most "
@@ -54,6 +80,10 @@ def make_prompts(cfg: PromptsConfig, n: int, seed: int) -> list[dict]:
         scenes = sample_scenes(n, "train", seed)
         return [{"id": i, "category": s.theme, "prompt": prompt_text(s), "scene": s.to_dict()}
                 for i, s in enumerate(scenes)]
+    if cfg.source == "llm":
+        from pipelines.synth.llm import write_prompts
+        rows = write_prompts(n, cfg.categories, cfg.llm_model, cfg.per_request, seed=seed, url=cfg.llm_url)
+        return [{"id": i, **r} for i, r in enumerate(rows)]
     rows = _read_prompt_file(cfg.source)
     if n > len(rows):
         raise HarnessError(f"{cfg.source} holds {len(rows)} prompts, {n} needed")

@@ -3,8 +3,9 @@
 micro: "describe this image ." with probability `describe_share`, else one question drawn from the world's
 question generators for the image's (drawn) scene — existence questions with present and absent (often
 co-occurring) objects, colour, size, count, position, spatial relation, OCR. real: the paper had an LLM write
-the questions; here a fixed list of detailed-description / reasoning instructions, picked per image by a
-seeded draw (swap in an LLM-written file with `questions.path`).
+the questions: `backend: llm` asks one per image of the judge's OpenAI-compatible client, given the image's
+prompt (pipelines/synth/llm.py; cached, bad replies retried); `template` picks from a fixed list of
+detailed-description / reasoning instructions by a seeded draw (or an LLM-written file, `questions.path`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,16 @@ REAL_TEMPLATES = (
 
 @dataclass
 class QuestionsConfig:
-    backend: str = "micro"            # "micro" | "template"
+    backend: str = "micro"            # "micro" | "template" | "llm"
     describe_share: float = 0.7       # micro: share of "describe this image ." instructions
     path: str = ""                    # template: optional JSON list of instruction strings
+    llm_model: str = ""               # llm: empty = the judge's model/endpoint (filled in: config, record, key)
+    llm_url: str = ""
+
+    def __post_init__(self):
+        if self.backend == "llm":
+            from pipelines.synth.prompts import llm_identity
+            self.llm_model, self.llm_url = llm_identity(self.llm_model, self.llm_url)
 
 
 def make_question(cfg: QuestionsConfig, row: dict, seed: int) -> dict:
@@ -47,7 +55,10 @@ def make_question(cfg: QuestionsConfig, row: dict, seed: int) -> dict:
     if cfg.backend == "template":
         templates = _templates(cfg)
         return {"question": templates[rng.randrange(len(templates))], "kind": "instruction"}
-    raise HarnessError(f"unknown questions.backend {cfg.backend!r} (known: micro, template)")
+    if cfg.backend == "llm":
+        from pipelines.synth.llm import write_question
+        return {"question": write_question(row["prompt"], cfg.llm_model, url=cfg.llm_url), "kind": "instruction"}
+    raise HarnessError(f"unknown questions.backend {cfg.backend!r} (known: micro, template, llm)")
 
 
 def _templates(cfg: QuestionsConfig) -> tuple[str, ...]:
