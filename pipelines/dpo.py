@@ -44,11 +44,14 @@ class DPOTrainConfig:
     bf16: bool = False
     gradient_checkpointing: bool = False
     max_length: int | None = None
+    report_to: list[str] = field(default_factory=list)   # experiment trackers: tensorboard | wandb | trackio (off)
     threads: int = 1                                 # torch threads (FACTS §5: 1 per process is steadier)
 
     def __post_init__(self):                         # refused when the config is resolved (exit 2)
         if self.lr <= 0:
             raise ValueError(f"train.lr must be positive, got {self.lr}")
+        from harness.train_progress import check_report_to
+        check_report_to(self.report_to)
 
 
 def _target_modules(spec: str):
@@ -73,9 +76,11 @@ def train_dpo(cfg: DPOTrainConfig, *, base: str, dataset_dir: str | Path, out_di
     if len(ds) == 0:
         raise HarnessError(f"preference dataset {dataset_dir} is empty")
     ds = ds.remove_columns([c for c in ds.column_names if c not in ("images", "prompt", "chosen", "rejected")])
-    processor = AutoProcessor.from_pretrained(path)
-    model = LlavaForConditionalGeneration.from_pretrained(
-        path, use_safetensors=True, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
+    from harness import train_progress
+    with train_progress.quiet_loading():           # no "Loading weights" bars
+        processor = AutoProcessor.from_pretrained(path)
+        model = LlavaForConditionalGeneration.from_pretrained(
+            path, use_safetensors=True, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
     if cfg.loss_weights is not None and len(cfg.loss_weights) != len(cfg.loss_type):
         raise HarnessError(f"train.loss_weights has {len(cfg.loss_weights)} entries for "
                            f"{len(cfg.loss_type)} loss types")
@@ -89,12 +94,15 @@ def train_dpo(cfg: DPOTrainConfig, *, base: str, dataset_dir: str | Path, out_di
         per_device_train_batch_size=per_device, gradient_accumulation_steps=accum, ddp_backend=ddp_backend,
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=float(cfg.warmup_ratio),  # a float < 1 is a ratio in transformers 5
         lr_scheduler_type=cfg.scheduler, bf16=cfg.bf16, gradient_checkpointing=cfg.gradient_checkpointing,
-        max_length=cfg.max_length, logging_steps=1, save_strategy="no", report_to="none", seed=seed,
+        max_length=cfg.max_length, logging_steps=1, save_strategy="no", seed=seed,
+        report_to=train_progress.check_report_to(cfg.report_to, out_dir),
         data_seed=seed, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        disable_tqdm=bool(os.environ.get("HARNESS_QUIET")), remove_unused_columns=False)
+        disable_tqdm=True, remove_unused_columns=False)       # the progress is train_progress's rich bar
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=_target_modules(cfg.target_modules), task_type="CAUSAL_LM", bias="none")
-    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=processor, peft_config=lora)
+    with train_progress.quiet_loading():           # no tokenizing bars
+        trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=processor, peft_config=lora)
+    train_progress.attach(trainer, out_dir / "train.log", label)     # every logged step in train.log, not printed
     result = trainer.train()
     trainer.model.save_pretrained(str(out_dir / "adapter"), safe_serialization=True)
     log = [_clean(e) for e in trainer.state.log_history]

@@ -433,3 +433,54 @@ var t=document.querySelectorAll('table.sortable')[0],th=t.querySelectorAll('th')
 document.body.setAttribute('data-first',t.tBodies[0].rows[0].cells[1].textContent);</script></body>"""))
     dom, consoles = load(probe)
     assert consoles == [] and 'data-first="9k"' in dom
+
+
+# ---------------------------------------------------------------- a clean terminal while training
+
+def _tiny_preferences(path, n=4):
+    from datasets import Dataset
+    from PIL import Image
+
+    def turn(role, text, image=False):
+        return [{"role": role, "content": ([{"type": "image"}] if image else []) + [{"type": "text", "text": text}]}]
+    Dataset.from_dict({"prompt": [turn("user", "describe this image .", True)] * n,
+                       "chosen": [turn("assistant", "there is a small red cup on the top left .")] * n,
+                       "rejected": [turn("assistant", "there is a big blue dog .")] * n,
+                       "images": [[Image.new("RGB", (32, 32), (200, 30, 30))]] * n}).save_to_disk(str(path))
+
+
+@pytest.mark.slow
+def test_training_shows_one_rich_line_and_logs_every_step(tmp_path, capfd, monkeypatch):
+    """(slow tier: ~18 s, most of it importing TRL) Two DPO steps on the committed micro policy: no TRL dicts and no "Loading weights" bars on the terminal,
+    the rich line with loss / margin / acc instead, and every logged step in train.log."""
+    from pipelines.dpo import DPOTrainConfig, train_dpo
+
+    monkeypatch.delenv("HARNESS_QUIET", raising=False)
+    monkeypatch.delenv("HARNESS_ZOO_DIR", raising=False)
+    _tiny_preferences(tmp_path / "ds")
+    cfg = DPOTrainConfig(lr=1e-3, lora_r=2, lora_alpha=4, lora_dropout=0.0, batch_size=2, max_steps=2,
+                         warmup_ratio=0.0)
+    summary = train_dpo(cfg, base="micro-llava", dataset_dir=tmp_path / "ds", out_dir=tmp_path / "out", seed=0)
+    out = capfd.readouterr()
+    terminal = out.out + out.err
+    assert "{'loss'" not in terminal and "'rewards/margins'" not in terminal      # TRL's printed dicts
+    assert "Loading weights" not in terminal and "Tokenizing" not in terminal
+    assert "train dpo" in terminal and "loss " in terminal and "margin " in terminal and "acc " in terminal
+    lines = [json.loads(x) for x in (tmp_path / "out" / "train.log").read_text().splitlines()]
+    steps = [x for x in lines if "loss" in x]
+    assert [x["step"] for x in steps] == [1, 2] and summary["steps"] == 2
+    assert steps[-1]["loss"] == pytest.approx(summary["final_loss"]) and "rewards/margins" in steps[-1]
+
+
+def test_report_to_is_off_by_default_and_checked():
+    from harness.train_progress import check_report_to
+    from pipelines.dpo import DPOTrainConfig
+
+    assert DPOTrainConfig().report_to == [] and check_report_to([]) == "none"
+    with pytest.raises(HarnessError, match="unknown tracker"):
+        DPOTrainConfig(report_to=["mlflow"])
+    import importlib.util
+    missing = next((t for t in ("tensorboard", "trackio", "wandb") if importlib.util.find_spec(t) is None), None)
+    if missing:
+        with pytest.raises(HarnessError, match="not installed"):
+            check_report_to([missing])
