@@ -62,7 +62,11 @@ class SD3Generator:
         self.torch = torch
         from harness.models.hub import auto_device, auto_dtype
         from pipelines.synth.models import resolve
-        path = resolve(cfg.model)                  # zoo name, local directory or hub id (HF cache)
+        try:
+            path = resolve(cfg.model)              # zoo name, local directory or hub id (HF cache)
+        except HarnessError as e:
+            raise HarnessError(f"images.model {cfg.model!r} is not a local diffusers directory or a hub id "
+                               f"in the HF cache: {e}") from None
         index = path / "model_index.json"
         if not index.is_file():
             raise HarnessError(f"images.model {cfg.model!r} is not a diffusers pipeline (no model_index.json in {path})")
