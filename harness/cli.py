@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.add_parser(sub)             # data prepare / verify (the real world's benchmark files)
     from harness import readers_cli
     readers_cli.add_parsers(sub)         # compare, rejudge, judge calibrate
+    from harness import score
+    score.add_parser(sub)                # score saved answers (harness/score.py)
 
     p = sub.add_parser("zoo", help="build or verify the micro model zoo")
     zs = p.add_subparsers(dest="zoo_cmd", required=True)
@@ -173,6 +175,10 @@ def _dispatch(args: argparse.Namespace) -> int | None:
     if cmd == "data":
         from harness.data import cli as data_cli
         return data_cli.dispatch(args)
+    if cmd == "score":
+        from harness.score import score_cli
+        score_cli(args)
+        return 0
     if cmd in ("run", "synth", "train", "eval"):
         _join_ranks()
     if cmd == "eval":

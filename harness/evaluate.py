@@ -64,7 +64,9 @@ def metric_values(suite: Suite, rows: list[dict], seed: int = 0) -> dict[str, Me
     out = {}
     for m in suite.metrics:
         sel = m.select(rows)
-        if suite.judged:     # failed judgements are skipped by the metric; n counts what it was computed on
+        # failed judgements are skipped by the metric; n counts what it was computed on. A metric that reproduces
+        # a benchmark's own script (which scores an unreadable reply 0) says so: `counts_unscored`.
+        if suite.judged and not getattr(m.fn, "counts_unscored", False):
             sel = [r for r in sel if r.get("score") is not None and not r.get("judge_failed")]
         value = m.compute(sel) if sel else float("nan")
         ci = bootstrap_ci(sel, m.fn, seed=seed) if sel else [float("nan"), float("nan")]

@@ -1,0 +1,85 @@
+"""`harness score`: saved answers re-scored by the suites' own code; the round trip (a finished evaluation's
+samples give identical record values) and every kind of id mismatch counted and reported, never dropped."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from eval_fixtures import build_tiny_llava
+
+
+@pytest.fixture(scope="module")
+def finished_eval(tmp_path_factory):
+    """A tiny LLaVA evaluated on micro-pope and micro-mmhal (rule judge), 12 items per task."""
+    import torch
+
+    from harness.evaluate import evaluate_checkpoint
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("score")
+    os.environ.setdefault("HARNESS_CACHE_DIR", str(root / "cache"))
+    model = build_tiny_llava(root / "model")
+    results = evaluate_checkpoint(str(model), suites=["micro-pope", "micro-mmhal"], out_dir=root / "ev", limit=12,
+                                  progress=False)
+    return root, results
+
+
+def _score(tmp_path, suite, predictions, *extra):
+    from harness.cli import main
+
+    out = tmp_path / f"out-{suite}"
+    code = main(["score", "--suite", suite, "--predictions", str(predictions), "--out", str(out), *extra])
+    return code, out
+
+
+def test_round_trip_gives_identical_record_values(finished_eval, tmp_path, capsys):
+    from harness.record import RunRecord
+
+    root, results = finished_eval
+    for suite in ("micro-pope", "micro-mmhal"):
+        samples = root / "ev" / "samples" / "base" / f"{suite}.jsonl"
+        code, out = _score(tmp_path, suite, samples, "--partial")     # --limit 12: the other items are missing
+        assert code == 0
+        record = RunRecord.load(out / "record.json")
+        result = record.checkpoints["scored"][suite]
+        assert result.failures["unknown"] == 0 and result.failures["missing"] > 0
+        for name, value in results[suite].metrics.items():
+            again = result.metrics[name]
+            assert (again.value, again.ci, again.n) == (value.value, value.ci, value.n) or \
+                (value.value != value.value and again.value != again.value), (suite, name)
+        rescored = [json.loads(line) for line in (out / "samples" / "scored" / f"{suite}.jsonl").open()]
+        original = [json.loads(line) for line in samples.open()]
+        assert [r["id"] for r in rescored] == [r["id"] for r in original]
+        assert [r.get("score") for r in rescored] == [r.get("score") for r in original]
+
+
+def test_mismatched_ids_are_counted_and_refused(finished_eval, tmp_path, capsys):
+    root, _ = finished_eval
+    rows = [json.loads(line) for line in (root / "ev" / "samples" / "base" / "micro-pope.jsonl").open()]
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps({"id": r["id"], "prediction": r["prediction"]}) + "\n" for r in rows))
+    code, _ = _score(tmp_path, "micro-pope", good)               # a subset without --partial: refused
+    assert code == 2 and "items have no answer" in capsys.readouterr().err
+
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text(good.read_text() + json.dumps({"id": "random-nope", "prediction": "yes"}) + "\n")
+    code, _ = _score(tmp_path, "micro-pope", unknown, "--partial")
+    assert code == 0
+    stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert stats["unknown"] == 1 and stats["items"] == len(rows)
+
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text(good.read_text() + json.dumps({"id": rows[0]["id"], "prediction": "no"}) + "\n")
+    code, _ = _score(tmp_path, "micro-pope", dup, "--partial")
+    assert code == 2 and "more than once" in capsys.readouterr().err
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question_id": 1, "text": "yes"}) + "\n")
+    code, _ = _score(tmp_path, "micro-pope", bad)
+    assert code == 2 and "expected an object with 'id'" in capsys.readouterr().err
