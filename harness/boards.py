@@ -216,27 +216,35 @@ def calibration_for(judge: dict, calibrations: list[dict]) -> dict | None:
     return None
 
 
-def _calibration_lines(col: Column, ranked: list, calibrations: list[dict]) -> list[str]:
-    """For a judged suite: each judge its rows used, with its calibration against the micro world's truth."""
-    from harness.calibrate import summary
-
+def judges_used(col: Column, ranked: list, calibrations: list[dict]) -> list[tuple[dict, dict | None]]:
+    """For a judged suite (its results count judge failures): each judge its rows used, with that judge's
+    calibration record (None when it has none); [] for a suite without a judge."""
     if not any("judge" in c.failures.get(ck, {}) for _, c in ranked for ck in ("base", "aligned")):
         return []
-    judges = []
+    judges: list[dict] = []
     for e, _ in ranked:
         j = judge_of(e.record, col.suite)
         if j and j not in judges:
             judges.append(j)
+    return [(j, calibration_for(j, calibrations)) for j in judges]
+
+
+def judge_label(j: dict) -> str:
+    return "/".join(str(j[k]) for k in ("name", "model") if j.get(k))
+
+
+BY_DESIGN = " (the rule judge defines the micro world's truth: perfect by construction)"
+
+
+def _calibration_lines(col: Column, ranked: list, calibrations: list[dict]) -> list[str]:
+    from harness.calibrate import summary
+
     out = []
-    for j in judges:
-        cal = calibration_for(j, calibrations)
-        label = "/".join(str(j[k]) for k in ("name", "model") if j.get(k))
-        by_design = " (the rule judge defines the micro world's truth: perfect by construction)" \
-            if j.get("name") == "rule" else ""
-        out.append(f"Judge `{label}` — calibration vs ground truth{by_design}: " +
-                   (f"{summary(cal)} ([calibration/{cal['_file']}](calibration/{cal['_file']}))" if cal else
-                    "not calibrated (`harness judge calibrate --judge " + str(j.get("name")) + "`)"))
-    return out + [""]
+    for j, cal in judges_used(col, ranked, calibrations):
+        out.append(f"Judge `{judge_label(j)}` — calibration vs ground truth{BY_DESIGN if j.get('name') == 'rule' else ''}: "
+                   + (f"{summary(cal)} ([calibration/{cal['_file']}](calibration/{cal['_file']}))" if cal else
+                      "not calibrated (`harness judge calibrate --judge " + str(j.get("name")) + "`)"))
+    return out + [""] if out else []
 
 
 def board_markdown(world: str, entries: list[Entry], reported: dict | None, plot_names: dict,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from html import escape
 
-from harness.boards import (REPORTED_CAVEAT, Column, Entry, _pairs, _rank_key, _row_label, calibration_for, cells,
-                            command_of, judge_of)
+from harness.boards import (BY_DESIGN, REPORTED_CAVEAT, Column, Entry, _pairs, _rank_key, _row_label, cells,
+                            command_of, judge_label, judges_used)
 from harness.record import short_commit
 from harness.suite import arrow
 from harness.tables import MICRO_CAVEAT, decimals_for, fmt, fmt_ci, fmt_p, is_num, mde_text, significance
@@ -115,19 +115,12 @@ def _section(world: str, col: Column, entries: list[Entry], per_entry: dict, plo
 def _calibration_html(col: Column, ranked: list, calibrations: list[dict]) -> list[str]:
     from harness.calibrate import summary
 
-    if not any("judge" in c.failures.get(ck, {}) for _, c in ranked for ck in ("base", "aligned")):
-        return []
-    out, seen = [], []
-    for e, _ in ranked:
-        j = judge_of(e.record, col.suite)
-        if not j or j in seen:
-            continue
-        seen.append(j)
-        cal = calibration_for(j, calibrations)
-        label = escape("/".join(str(j[k]) for k in ("name", "model") if j.get(k)))
+    out = []
+    for j, cal in judges_used(col, ranked, calibrations):
         text = (f'{escape(summary(cal))} (<a href="calibration/{escape(cal["_file"])}">calibration record</a>)'
                 if cal else "not calibrated")
-        out.append(f'<p class="tag">Judge <b>{label}</b> — calibration vs the micro world\'s truth: {text}</p>')
+        out.append(f'<p class="tag">Judge <b>{escape(judge_label(j))}</b> — calibration vs the micro world\'s truth'
+                   f'{escape(BY_DESIGN) if j.get("name") == "rule" else ""}: {text}</p>')
     return out
 
 
