@@ -181,6 +181,8 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         return 0
     if cmd in ("run", "synth", "train", "eval"):
         _join_ranks()
+        from harness.train_progress import quiet_model_loading
+        quiet_model_loading()         # no "Loading weights" / map bars under the rich progress (harness/train_progress.py)
     if cmd == "eval":
         from harness.api import eval_suites
         args.suites = eval_suites(args.world, args.suites)

@@ -35,6 +35,16 @@ def check_report_to(report_to: list[str], out_dir: str | Path | None = None) -> 
     return list(report_to) or "none"
 
 
+def quiet_model_loading() -> None:
+    """For the whole process (`harness run/synth/train/eval`): transformers' "Loading weights" bars (which also
+    switches huggingface_hub's download bars off) and datasets' map/filter bars; the rich bars are the progress."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 @contextlib.contextmanager
 def quiet_loading():
     """transformers' "Loading weights" bars and datasets' map/filter bars off for the block, then as they were."""
