@@ -165,6 +165,28 @@ def mmhal_metrics() -> tuple[Metric, ...]:
     ) + tuple(Metric(f"{t}/score", "higher", M.mmhal_score, rows_filter=_qtype_is(t)) for t in MMHAL_TYPES)
 
 
+def real_mmhal_metrics() -> tuple[Metric, ...]:
+    """Ours (an unreadable judge reply is a counted failure) and eval_gpt_mmhal.py's (it scores such a reply 0),
+    both over the same replies (benchmarks.official.mmhal; docs/benchmarks.md § MMHal-Bench)."""
+    from benchmarks.official import mmhal as official
+
+    return mmhal_metrics() + (
+        Metric("official/score", "higher", official.official_score,
+               description="the official script's mean rating: a reply without exactly one rating counts 0"),
+        Metric("official/hallucination_rate", "lower", official.official_hallucination_rate,
+               description="the official script's share of ratings < 3 (unreadable replies count as 0)"))
+
+
+def real_mmvet_metrics(caps) -> tuple[Metric, ...]:
+    """Ours and mm-vet_evaluator.py's (an unreadable reply ends as 0.0) over the same replies."""
+    from benchmarks.official import mmvet as official
+
+    return mmvet_metrics(caps) + (
+        Metric("official/score", "higher", official.official_score(),
+               description="the official evaluator's total: unreadable replies score 0.0"),) + tuple(
+        Metric(f"official/{c}", "higher", official.official_score(c), rows_filter=_has_capability(c)) for c in caps)
+
+
 def mmvet_metrics(caps) -> tuple[Metric, ...]:
     return (Metric("score", "higher", M.mmvet_score, description="mean 0-1 correctness x 100"),) + tuple(
         Metric(f"{c}", "higher", M.mmvet_capability(c), rows_filter=_has_capability(c)) for c in caps)
@@ -227,11 +249,11 @@ POPE = Suite("pope", "real", ("harness_pope_random", "harness_pope_pop", "harnes
 AMBER = Suite("amber", "real", ("harness_amber_g", "harness_amber_d"), _with_degenerate(real_amber_metrics()),
               primary="amber_score", version="3", include=tasks_for("amber"),
               description="AMBER generative (lmms-eval's dataset) + discriminative, scored as AMBER's inference.py")
-MMHAL = Suite("mmhal", "real", ("harness_mmhal",), _with_degenerate(mmhal_metrics()), primary="score", version="2",
+MMHAL = Suite("mmhal", "real", ("harness_mmhal",), _with_degenerate(real_mmhal_metrics()), primary="score", version="3",
               judged=True, rubric="mmhal", include=tasks_for("mmhal"),
               description="MMHal-Bench, 96 items, 0-6 rubric by an OpenAI-compatible judge")
-MMVET = Suite("mmvet", "real", ("harness_mmvet",), _with_degenerate(mmvet_metrics(REAL_MMVET_CAPS)), primary="score",
-              version="2", judged=True, rubric="mmvet", include=tasks_for("mmvet"),
+MMVET = Suite("mmvet", "real", ("harness_mmvet",), _with_degenerate(real_mmvet_metrics(REAL_MMVET_CAPS)),
+              primary="score", version="3", judged=True, rubric="mmvet", include=tasks_for("mmvet"),
               description="MM-Vet (lmms-eval's dataset and prompt), judged by our judge")
 OBJECT_HALBENCH = Suite("object-halbench", "real", ("harness_object_halbench",),
                         _with_degenerate(real_chair_metrics()),

@@ -211,3 +211,20 @@ def test_judge_templates_by_name_official_by_default_and_in_the_identity():
     assert official["mmvet"]["hash"] != ours["mmvet"]["hash"]
     with pytest.raises(HarnessError, match="unknown judge template"):
         OpenAIJudge(base_url="http://127.0.0.1:9", templates={"mmhal": "mmhal-paper", "mmvet": "mmvet-official"})
+
+
+def test_real_judged_suites_record_ours_and_the_official_value():
+    """Through harness.evaluate: our score skips unreadable replies (counted failures), the official one scores
+    them as its script does (0), so both the corrected and the paper-comparable number are in each record."""
+    from benchmarks.suites import MMHAL, MMVET
+    from harness.evaluate import metric_values
+    from harness.judges import templates
+
+    rows = _judged_rows("mmhal.json", "mmhal", templates.get("mmhal-official").parse)
+    values = metric_values(MMHAL, rows)
+    assert f"{values['official/score'].value:.2f}" == _golden("mmhal.json")["official_output"]["average_score"]
+    assert values["official/score"].n == 96 and values["score"].n == sum(not r["judge_failed"] for r in rows) < 96
+    rows = _judged_rows("mmvet.json", "mmvet", templates.get("mmvet-official").parse)
+    values = metric_values(MMVET, rows)
+    assert f"{round(values['official/score'].value, 1):.1f}" == _golden("mmvet.json")["official_output"]["total"]
+    assert values["official/score"].n == 24 and values["score"].n < 24
