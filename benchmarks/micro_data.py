@@ -4,7 +4,9 @@
 and writes next to them `data/<task>.jsonl` and `images/<id>.png`, all from held-out (eval-split) scenes, so
 `TaskManager(include_path=<folder>)` loads them offline (FACTS.md §3: `dataset_path: json` with data files
 relative to the YAML). Nothing here is committed: the whole folder regenerates in a few seconds and is keyed by
-DATA_VERSION + a hash of the committed task files, so a change to either rebuilds it.
+`builder_key()`: DATA_VERSION, the committed task files, the source of the code that builds the data (this module
+and harness.world: scenes, rendering, texts) and this module's constants (sizes such as CHAIR_IMAGES), so a change
+to any of them rebuilds it instead of serving the data an older builder made.
 
 Sizes are chosen so one tiny checkpoint runs all five micro suites in well under 90 s on 2 cores while a 95 %
 bootstrap interval of a proportion stays around +-3-4 points (p = 0.5: 1.96 * sqrt(.25 / n) = 0.033 at n = 900).
@@ -45,10 +47,23 @@ def task_files_hash() -> str:
     return stable_hash({p.name: p.read_text() for p in sorted(TASK_SRC.iterdir()) if p.suffix in (".yaml", ".py")})
 
 
+BUILDER_MODULES = ("benchmarks.micro_data", "harness.world")    # the code that decides what the data holds
+
+
+def builder_key() -> str:
+    """Hash of everything that decides the micro data's content (see the module docstring)."""
+    from harness.stages import code_version
+
+    constants = {k: v for k, v in sorted(globals().items())
+                 if k.isupper() and isinstance(v, (int, float, str, tuple))}
+    return stable_hash({"version": DATA_VERSION, "tasks": task_files_hash(),
+                        "code": code_version(*BUILDER_MODULES), "constants": constants})
+
+
 def build_micro_tasks(root: str | Path | None = None, force: bool = False) -> Path:
     """-> the include folder holding every harness_micro_* task with its data (built once, then reused)."""
     root = Path(root) if root else cache_root()
-    folder = root / f"micro-tasks-v{DATA_VERSION}-{task_files_hash()}"
+    folder = root / f"micro-tasks-v{DATA_VERSION}-{builder_key()}"
     if (folder / "COMPLETE").is_file() and not force:
         return folder
     root.mkdir(parents=True, exist_ok=True)

@@ -92,9 +92,8 @@ def eval_identity(suites, judge: str | object | None = None, judge_kwargs: dict 
     from harness.manifest import suite_manifest
 
     suites = resolve_suites(suites)
-    include = _include_paths(suites)
     judged = any(s.judged for s in suites)
-    return {"data": {s.name: suite_manifest(s, include)["hash"] for s in suites},
+    return {"data": {s.name: suite_manifest(s, _include_paths([s]))["hash"] for s in suites},
             "judge": _make_judge(judge, judge_kwargs).describe() if judged else None}
 
 

@@ -73,17 +73,30 @@ def _task_yaml(task: str, include_dirs: Iterable[str | os.PathLike]) -> Path | N
     return None
 
 
-def _yaml_field(path: Path, key: str):
-    """A top-level field of an lmms-eval task YAML (whose `!function` tags plain YAML cannot construct)."""
+def _yaml(path: Path) -> dict:
+    """An lmms-eval task YAML as a dict; its `!function x.y` tags (which plain YAML cannot construct) are kept
+    as the text "!function x.y"."""
     import yaml
 
     class _Loader(yaml.SafeLoader):
         pass
-    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: f"!{suffix} {getattr(node, 'value', '')}")
     try:
-        return (yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}).get(key)
-    except (yaml.YAMLError, OSError, AttributeError):
-        return None
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _yaml_field(path: Path, key: str):
+    return _yaml(path).get(key)
+
+
+def yaml_identity(path: Path) -> str:
+    """A task YAML's settings without the fields that hold paths (`include`, `dataset_kwargs`): the files they
+    point to are manifested by content, so the same data in another folder or checkout gives the same hash."""
+    settings = {k: v for k, v in _yaml(path).items() if k not in ("include", "dataset_kwargs")}
+    return "yaml:" + stable_hash(settings, length=32)
 
 
 def _data_files(task_yaml: Path) -> list[Path]:
@@ -94,8 +107,10 @@ def _data_files(task_yaml: Path) -> list[Path]:
 
 
 def _images(data_file: Path, task_yaml: Path) -> list[Path]:
-    """Every image a JSONL data file's documents name, resolved as the task hooks do (relative to the task
-    folder, to its data/ directory, or absolute). A missing image is left out here; loading it fails loudly."""
+    """Every image a JSONL data file's documents name, resolved as the task hooks do (absolute, or relative to
+    the task folder, its data/ directory, or the data file's folder or one of its two parents: a data root's
+    `<suite>/docs/x.jsonl` names images relative to the root). A missing image is left out here; loading it
+    fails loudly."""
     out: list[Path] = []
     try:
         lines = data_file.read_text(encoding="utf-8").splitlines()
@@ -111,7 +126,7 @@ def _images(data_file: Path, task_yaml: Path) -> list[Path]:
             if not isinstance(value, str):
                 continue
             for cand in (Path(value), task_yaml.parent / value, task_yaml.parent / "data" / value,
-                         data_file.parent / value):
+                         *(d / value for d in list(data_file.parents)[:3])):
                 if cand.is_file():
                     out.append(cand)
                     break
@@ -128,6 +143,9 @@ def suite_files(tasks: Iterable[str], include_dirs: Iterable[str | os.PathLike])
             out.append(f"{HUB}{task}")
             continue
         out.append(y)
+        base = _yaml_field(y, "include")        # a generated YAML including our task (prompt, scoring settings)
+        if isinstance(base, str):
+            out.append(Path(base) if Path(base).is_absolute() else y.parent / base)
         data = _data_files(y)
         if not data:
             out.append(f"{HUB}{_yaml_field(y, 'dataset_path')}")
@@ -146,10 +164,13 @@ def suite_manifest(suite, include_dirs: Iterable[str | os.PathLike]) -> dict:
             files.update(manifest([f])["files"])
             continue
         root = next((d for d in include_dirs if _under(f, d)), None)
-        # a file outside every include folder (an absolute image path) is named by its absolute path
-        name = f.resolve().relative_to(root.resolve()).as_posix() if root else str(f.resolve())
-        # a data file that is not there: lmms-eval's load fails loudly later; here it is just "missing"
-        files[name] = file_hash(f) if f.is_file() else "missing"
+        # a file outside every include folder (an included YAML, an absolute image path) is named by its folder
+        # and name, never by an absolute path: the manifest of the same data is the same on every machine
+        name = f.resolve().relative_to(root.resolve()).as_posix() if root else f"ext:{f.parent.name}/{f.name}"
+        if not f.is_file():
+            files[name] = "missing"        # lmms-eval's load fails loudly later; here it is just "missing"
+        else:
+            files[name] = yaml_identity(f) if f.suffix == ".yaml" else file_hash(f)
     return {"files": files, "hash": stable_hash(files, length=16)}
 
 
