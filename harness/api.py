@@ -368,19 +368,7 @@ def _threads(n: int) -> None:
 def synth(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", out: str | Path | None = None,
           preset: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunRecord:
     """Build (or reuse) the preference dataset only; the record holds its timings, the card is dataset/README.md."""
-    m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides)
-    console = _console(run_dir)
-    with _failures(run_dir, settings, config, chash, "synth", command_line("synth", settings, preset, overrides),
-                   console) as at:
-        at.stage = "synth"
-        _threads(settings.threads)
-        stages = Stages(run_dir / "stages", log=console.print)
-        st = _stage_synth(m, settings, cfg, run_dir, stages, console)
-    if not parallel.is_main():
-        return None
-    rec = _base_record(settings, config, chash)
-    rec.kind = "synth"
-    rec.timings = _timings(st)
+    rec, (st,), run_dir, console = _first_stages("synth", method, size, world, out, preset, overrides)
     print_timings(rec)
     console.print(f"dataset: {run_dir / 'dataset'} ({st.output.get('pairs')} pairs; card: dataset/README.md)")
     return rec
@@ -389,25 +377,32 @@ def synth(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", 
 def train(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", out: str | Path | None = None,
           preset: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunRecord:
     """Synthesize (cached) and train the adapter only."""
-    m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides)
-    console = _console(run_dir)
-    with _failures(run_dir, settings, config, chash, "train", command_line("train", settings, preset, overrides),
-                   console) as at:
-        at.stage = "synth"
-        _threads(settings.threads)
-        stages = Stages(run_dir / "stages", log=console.print)
-        st_s = _stage_synth(m, settings, cfg, run_dir, stages, console)
-        at.stage = "train"
-        st_t = _stage_train(m, settings, cfg, run_dir, stages, st_s, console)
-    if not parallel.is_main():
-        return None
-    rec = _base_record(settings, config, chash)
-    rec.kind = "train"
-    rec.timings = _timings(st_s, st_t)
-    rec.checkpoint_paths = {"base": settings.base_model, "aligned": "adapter"}
+    rec, _, run_dir, console = _first_stages("train", method, size, world, out, preset, overrides)
+    rec.checkpoint_paths = {"base": rec.config["run"]["base_model"], "aligned": "adapter"}
     print_timings(rec)
     console.print(f"adapter: {run_dir / 'adapter'}; training log: {run_dir / 'train_log.json'}")
     return rec
+
+
+def _first_stages(cmd: str, method, size, world, out, preset, overrides):
+    """`harness synth` (synthesis) / `harness train` (synthesis, training) -> (record, stages, run dir, console);
+    a failure is recorded like a run's (harness/failures.py)."""
+    m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides)
+    console = _console(run_dir)
+    done = []
+    with _failures(run_dir, settings, config, chash, cmd, command_line(cmd, settings, preset, overrides),
+                   console) as at:
+        _threads(settings.threads)
+        stages = Stages(run_dir / "stages", log=console.print)
+        at.stage = "synth"
+        done.append(_stage_synth(m, settings, cfg, run_dir, stages, console))
+        if cmd == "train":
+            at.stage = "train"
+            done.append(_stage_train(m, settings, cfg, run_dir, stages, done[0], console))
+    rec = _base_record(settings, config, chash)
+    rec.kind = cmd
+    rec.timings = _timings(*done)
+    return rec, done, run_dir, console
 
 
 # ---------------------------------------------------------------- CLI glue

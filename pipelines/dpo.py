@@ -107,9 +107,12 @@ def train_dpo(cfg: DPOTrainConfig, *, base: str, dataset_dir: str | Path, out_di
     trainer.model.save_pretrained(str(out_dir / "adapter"), safe_serialization=True)
     log = [_clean(e) for e in trainer.state.log_history]
     steps = [e for e in log if "loss" in e]
-    bad = [e for e in steps if not math.isfinite(e["loss"])]
+    # a loss logged before the update can still be finite when the gradient is not (train.lr=1e3: grad norm nan
+    # at step 3, loss 11.9): the step's update then makes the weights NaN, so both are checked
+    bad = [e for e in steps if not all(math.isfinite(e.get(k, 0.0)) for k in ("loss", "grad_norm"))]
     if bad:
-        raise RunFailed(f"DPO loss became non-finite at step {bad[0].get('step')}: lower train.lr", stage="train")
+        raise RunFailed(f"DPO training diverged at step {bad[0].get('step')} (loss {bad[0]['loss']:.4g}, grad norm "
+                        f"{bad[0].get('grad_norm', float('nan')):.4g}): lower train.lr", stage="train")
     summary = {"label": label, "pairs": len(ds), "steps": int(result.global_step),
                "train_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 2),
                "final_loss": steps[-1]["loss"] if steps else None,

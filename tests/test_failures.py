@@ -108,6 +108,16 @@ def test_rerun_after_failure_resumes_at_the_failed_stage(env, monkeypatch):
     assert (env / "run" / "run.log").read_text().count("--- ") == 2
 
 
+def test_synth_and_train_commands_share_the_taxonomy(env, monkeypatch):
+    fake = FakeMethod(monkeypatch, train_error=OSError("adapter write failed"))
+    args = ["--method", "rm-dpo", "--size", "500", "--out", str(env / "run")]
+    assert _cli(["synth", *args]) == 0 and fake.calls == {"synth": 1, "train": 0}
+    assert _cli(["train", *args]) == 3 and fake.calls == {"synth": 1, "train": 1}
+    rec = _error_record(env / "run")
+    assert rec["kind"] == "train" and rec["error"]["stage"] == "train"
+    assert rec["error"]["message"] == "OSError: adapter write failed"
+
+
 def test_api_raises_run_failed_chained_to_the_cause(env, monkeypatch):
     from harness import api
     cause = RuntimeError("inner")
@@ -143,8 +153,10 @@ def test_lmms_eval_error_is_a_run_failure_with_its_cause_chain(monkeypatch, tmp_
     assert isinstance(info.value.__cause__, ValueError) and info.value.__cause__.__cause__ is root
 
 
-def test_non_finite_loss_raises_run_failed(tmp_path, monkeypatch):
-    """pipelines/dpo.py checks TRL's log after training: a NaN loss is a run failure at the train stage."""
+@pytest.mark.parametrize("last_step", [{"loss": math.nan, "grad_norm": 1.0, "step": 2},
+                                       {"loss": 11.9, "grad_norm": math.nan, "step": 2}])   # what lr=1e3 logs
+def test_non_finite_training_raises_run_failed(tmp_path, monkeypatch, last_step):
+    """pipelines/dpo.py checks TRL's log after training: a NaN loss or gradient is a run failure at the train stage."""
     import datasets
     import trl
     from PIL import Image
@@ -158,22 +170,42 @@ def test_non_finite_loss_raises_run_failed(tmp_path, monkeypatch):
         def parameters(self):
             return []
 
-    class NanTrainer:        # stands in for TRL's DPOTrainer: the loss diverged at step 2 (as lr=1e3 does)
+    class DivergedTrainer:        # stands in for TRL's DPOTrainer
         def __init__(self, **kwargs):
             self.model = Adapter()
-            self.state = type("State", (), {"log_history": [{"loss": 0.69, "step": 1},
-                                                             {"loss": math.nan, "step": 2}]})
+            self.state = type("State", (), {"log_history": [{"loss": 0.69, "grad_norm": 1.2, "step": 1}, last_step]})
 
         def train(self):
             return type("Result", (), {"global_step": 2, "metrics": {}})
-    monkeypatch.setattr(trl, "DPOTrainer", NanTrainer)
+
+        def add_callback(self, callback):
+            pass
+
+        def remove_callback(self, callback):
+            pass
+    monkeypatch.setattr(trl, "DPOTrainer", DivergedTrainer)
     monkeypatch.delenv("HARNESS_ZOO_DIR", raising=False)     # the committed micro-llava
     datasets.Dataset.from_dict({"prompt": ["q"], "chosen": ["a"], "rejected": ["b"],
                                 "images": [[Image.new("RGB", (8, 8))]]}).save_to_disk(str(tmp_path / "ds"))
     cfg = dpo.DPOTrainConfig(lr=1e3, lora_r=2, lora_alpha=4, batch_size=1, max_steps=2)
-    with pytest.raises(RunFailed, match="DPO loss became non-finite at step 2") as info:
+    with pytest.raises(RunFailed, match="DPO training diverged at step 2") as info:
         dpo.train_dpo(cfg, base="micro-llava", dataset_dir=tmp_path / "ds", out_dir=tmp_path / "out", seed=0)
     assert info.value.stage == "train" and info.value.exit_code == 3
+
+
+TINY = ["synth.responders.max_new_tokens=12", "synth.responders.batch_size=32", "synth.select.require_well_formed=false",
+        "train.max_steps=3", "train.batch_size=4", "train.warmup_ratio=0.0", "eval.limit=8", "eval.batch_size=16",
+        "round_size=1.0", "synth.responders.workers=1", "synth.response_reward.workers=1"]
+
+
+@pytest.mark.slow
+def test_lr_1e3_is_a_run_failure_at_train(env, capsys):
+    """The issue's case end to end on a 6-pair run (about 25 s): lr=1e3 diverges in round 1 -> exit 3 at train."""
+    assert _cli(["run", "--method", "rm-dpo", "--size", "6", "--suites", "micro-pope", "--out", str(env / "run"),
+                 *TINY, "train.lr=1e3"]) == 3
+    assert "stage train: DPO training diverged at step" in capsys.readouterr().err
+    rec = _error_record(env / "run")
+    assert rec["error"]["stage"] == "train" and "lower train.lr" in rec["error"]["message"]
 
 
 # ---------------------------------------------------------------- exit 2: bad input, before any work
