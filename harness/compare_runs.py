@@ -109,7 +109,8 @@ def _compare_suite(suite, a: Side, b: Side, mismatches: list[str], seed: int) ->
     from harness.compare import compare_metric
     from harness.stats import unpaired_bootstrap_permutation
 
-    rows_a, rows_b = _judged_only(suite, a.rows(suite.name)), _judged_only(suite, b.rows(suite.name))
+    # judged suites: rows whose judgement failed stay in (the same items pair); the metrics skip them
+    rows_a, rows_b = a.rows(suite.name), b.rows(suite.name)
     ids_a, ids_b = {r["id"] for r in rows_a}, {r["id"] for r in rows_b}
     out = SuiteComparison(suite.name, ids_a == ids_b, "", (len(rows_a), len(rows_b)), mismatches=mismatches)
     if out.paired:
@@ -124,13 +125,6 @@ def _compare_suite(suite, a: Side, b: Side, mismatches: list[str], seed: int) ->
         out.comparisons[m.name] = Comparison(delta=delta, ci=ci, p_value=p, test="permutation",
                                              direction=m.direction)
     return out
-
-
-def _judged_only(suite, rows: list[dict]) -> list[dict]:
-    """Judged suites: rows whose judgement failed are left out, as in the record's own metrics (evaluate)."""
-    if not suite.judged:
-        return rows
-    return [r for r in rows if r.get("score") is not None and not r.get("judge_failed")]
 
 
 # ---------------------------------------------------------------- output
