@@ -37,7 +37,11 @@ def check_report_to(report_to: list[str], out_dir: str | Path | None = None) -> 
 
 def quiet_model_loading() -> None:
     """For the whole process (`harness run/synth/train/eval`): transformers' "Loading weights" bars (which also
-    switches huggingface_hub's download bars off) and datasets' map/filter bars; the rich bars are the progress."""
+    switches huggingface_hub's download bars off) and datasets' map/filter bars; the rich bars are the progress.
+    Also through the environment, which worker processes (parallel responders, reward scoring) inherit and read
+    when they import transformers / datasets."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     import datasets
     from transformers.utils import logging as hf_logging
 
