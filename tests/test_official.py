@@ -228,3 +228,63 @@ def test_real_judged_suites_record_ours_and_the_official_value():
     values = metric_values(MMVET, rows)
     assert f"{round(values['official/score'].value, 1):.1f}" == _golden("mmvet.json")["official_output"]["total"]
     assert values["official/score"].n == 24 and values["score"].n < 24
+
+
+# ---------------------------------------------------------------- AMBER generative
+
+AMBER_DATA = Path(__file__).resolve().parent / "golden" / "amber_g.json"
+
+
+def _recorded_scorer(real_utils, association, safe):
+    """AMBER's generative scorer on the nouns and similarity answers the official run recorded: the matching
+    logic is checked exactly, whatever NLP resources this machine has. A pair the official run never asked
+    about fails the test (the two algorithms would then differ in what they compare)."""
+    from benchmarks.official.amber import GenerativeScorer
+
+    golden = _golden("amber_g.json")
+
+    def similar(a: str, b: str) -> bool:
+        return golden["official_similarity"][f"{a}|{b}"]
+    return GenerativeScorer(association, safe, lambda text: golden["official_nouns"][text], similar)
+
+
+def _amber_resources():
+    """relation.json + safe_words.txt: AMBER's data, committed beside the fixture only as far as it needs them."""
+    data = _golden("amber_g_data.json")
+    return data["relation"], data["safe_words"]
+
+
+def test_amber_generative_matches_inference_py(real_utils):
+    from benchmarks.suites import AMBER
+
+    golden = _golden("amber_g.json")
+    scorer = _recorded_scorer(real_utils, *_amber_resources())
+    rows = [real_utils.amber_g_row({"id": it["id"], "truth": it["truth"], "hallu": it["hallu"]}, it["response"],
+                                   scorer=scorer) for it in golden["items"]]
+    values = AMBER.compute(rows)
+    for ours, theirs in (("chair", "CHAIR"), ("cover", "Cover"), ("hal", "Hal"), ("cog", "Cog")):
+        assert _printed(values[ours], golden["official_output"][theirs]) == golden["official_output"][theirs], ours
+
+
+@pytest.mark.slow       # loading NLTK's tagger and WordNet takes ~20 s
+def test_amber_nouns_match_the_official_extraction():
+    """Our NLTK noun extraction on the fixture's responses gives the official run's nouns (needs NLTK's tagger,
+    WordNet and Punkt data: skipped where they are not installed, docs/benchmarks.md § NLP resources)."""
+    from benchmarks.official import nlp
+    from harness.errors import HarnessError
+
+    try:
+        nlp.require_amber_nltk()
+    except HarnessError as e:
+        pytest.skip(str(e))
+    for text, nouns in _golden("amber_g.json")["official_nouns"].items():
+        assert nlp.amber_nouns(text) == nouns, text
+
+
+def test_amber_generative_refuses_without_its_resources(real_utils, monkeypatch, tmp_path):
+    from harness.errors import HarnessError
+
+    monkeypatch.setattr(real_utils, "AMBER_RELATION", tmp_path / "relation.json")
+    real_utils._AMBER_SCORER.clear()
+    with pytest.raises(HarnessError, match="relation.json"):
+        real_utils.amber_g_doc_to_text({"id": 1})
