@@ -484,3 +484,26 @@ def test_report_to_is_off_by_default_and_checked():
     if missing:
         with pytest.raises(HarnessError, match="not installed"):
             check_report_to([missing])
+
+
+def test_before_after_tables_show_the_mde(capsys):
+    """table.md and the terminal table carry an MDE per metric: the stored one, or '≈' from the Δ CI for a record
+    made before MDEs were stored."""
+    import copy
+
+    from records_fixtures import make_record
+    from rich.console import Console
+
+    from harness.tables import HEADERS_RUN, before_after_markdown, print_before_after
+    rec = make_record()
+    comp = rec.comparisons["toy-pope"]["accuracy"]
+    assert comp.mde is not None and comp.mde > 0
+    md = before_after_markdown(rec)
+    assert "MDE" in HEADERS_RUN and f"{comp.mde:.3f}" in md
+    old = copy.deepcopy(rec)
+    for comps in old.comparisons.values():
+        for c in comps.values():
+            c.mde = None
+    assert f"≈{stats.mde_from_ci(comp.ci):.3f}" in before_after_markdown(old)
+    print_before_after(rec, Console(width=200, force_terminal=False))
+    assert "MDE" in capsys.readouterr().out
