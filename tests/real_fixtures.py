@@ -188,27 +188,31 @@ def write_official_releases(root: Path) -> dict[str, Path]:
     amber = root / "AMBER"
     for i, c in enumerate(colours, start=1):
         _jpeg(amber / "image" / f"AMBER_{i}.jpg", c)
-    gen = [{"id": i, "image": f"AMBER_{i}.jpg", "query": "Describe this image."} for i in (1, 2)]
+    gen = [{"id": i, "image": f"AMBER_{i}.jpg", "query": "Describe this image."} for i in (1, 2, 3)]
     disc = [{"id": 1005, "image": "AMBER_1.jpg", "query": "Is there a forest in this image?"},
             {"id": 1006, "image": "AMBER_2.jpg", "query": "Is the dog running in this image?"},
             {"id": 1007, "image": "AMBER_3.jpg", "query": "Is the cup on the table in this image?"},
-            {"id": 1008, "image": "AMBER_3.jpg", "query": "Are there two dogs in this image?"}]
+            {"id": 1008, "image": "AMBER_3.jpg", "query": "Are there two dogs in this image?"},
+            {"id": 1009, "image": "AMBER_1.jpg", "query": "Is the tree green in this image?"}]
     ann = [{"id": 1, "type": "generative", "truth": ["tree", "sky"], "hallu": ["bird", "car"]},
            {"id": 2, "type": "generative", "truth": ["dog"], "hallu": ["cat"]},
+           {"id": 3, "type": "generative", "truth": ["car"], "hallu": ["dog"]},
            {"id": 1005, "type": "discriminative-hallucination", "truth": "no"},
            {"id": 1006, "type": "discriminative-attribute-action", "truth": "yes"},
            {"id": 1007, "type": "discriminative-relation", "truth": "no"},
-           {"id": 1008, "type": "discriminative-attribute-number", "truth": "yes"}]
+           {"id": 1008, "type": "discriminative-attribute-number", "truth": "yes"},
+           {"id": 1009, "type": "discriminative-attribute-state", "truth": "yes"}]
     (amber / "data" / "query").mkdir(parents=True)
     (amber / "data" / "query" / "query_generative.json").write_text(json.dumps(gen, indent=4))
     (amber / "data" / "query" / "query_discriminative.json").write_text(json.dumps(disc, indent=4))
     (amber / "data" / "annotations.json").write_text(json.dumps(ann, indent=4))
-    (amber / "data" / "relation.json").write_text(json.dumps({"dog": ["leash", "bone"], "tree": ["leaf"]}))
+    (amber / "data" / "relation.json").write_text(json.dumps({"dog": ["leash", "bone"], "tree": ["leaf"], "sky": ["cloud"], "bird": ["feather"], "car": ["wheel"],
+                                                    "cat": ["kitten"]}))
     (amber / "data" / "safe_words.txt").write_text("thing\nobject\n")
 
     mmhal = root / "MMHal-Bench"
     template = []
-    for i, (qt, c) in enumerate(zip(["attribute", "counting"], colours)):
+    for i, (qt, c) in enumerate(zip(["attribute", "counting", "relation"], colours)):
         src = f"https://c{i}.staticflickr.com/{i}/52{i}_abc_o.jpg"
         _jpeg(mmhal / "images" / src.split("/")[-1], c)
         template.append({"question_type": qt, "question_topic": "Nature", "image_id": f"id{i}", "image_src": src,
@@ -218,15 +222,15 @@ def write_official_releases(root: Path) -> dict[str, Path]:
 
     mmvet = root / "mm-vet"
     items = {}
-    for i, c in enumerate(colours[:2]):
+    for i, c in enumerate(colours):
         _jpeg(mmvet / "images" / f"v1_{i}.png", c)
-        items[f"v1_{i}"] = {"imagename": f"v1_{i}.png", "capability": ["rec", "ocr"] if i else ["math"],
+        items[f"v1_{i}"] = {"imagename": f"v1_{i}.png", "capability": [["math"], ["rec", "ocr"], ["spat"]][i],
                             "question": "What colour is the box?", "answer": "red<OR>Red"}
     (mmvet / "mm-vet.json").write_text(json.dumps(items, indent=4))
 
     ohb = root / "RLAIF-V"
     rows, anns = [], []
-    for iid, c in zip((139, 285), colours):
+    for iid, c in zip((139, 285, 632), colours):
         data = _jpeg(root / "tmp" / f"{iid}.jpg", c)
         rows.append({"image_id": iid, "question": "Please describe this image in detail.",
                      "image": base64.b64encode(data).decode()})
@@ -235,7 +239,7 @@ def write_official_releases(root: Path) -> dict[str, Path]:
     f = ohb / "eval" / "data" / "obj_halbench_300_with_image.jsonl"
     f.parent.mkdir(parents=True)
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    instances = {"images": [{"id": 139}, {"id": 285}], "annotations": anns,
+    instances = {"images": [{"id": 139}, {"id": 285}, {"id": 632}], "annotations": anns,
                  "categories": [{"id": 1, "name": "person"}, {"id": 62, "name": "chair"}]}
     (root / "coco" / "annotations").mkdir(parents=True)
     (root / "coco" / "annotations" / "instances_val2014.json").write_text(json.dumps(instances))
@@ -288,3 +292,59 @@ class FakeJudge:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# ---------------------------------------------------------------- SD3 and CLIP stand-ins
+
+
+def build_tiny_sd3(out: Path, seed: int = 0) -> Path:
+    """A StableDiffusion3Pipeline of tiny random parts (no T5 encoder, as SD3 allows), saved with diffusers."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from harness.zoo.architectures import build_tokenizer
+
+    torch.manual_seed(seed)
+    tok = build_tokenizer()
+    tok.model_max_length = 16
+
+    def text_encoder():
+        return CLIPTextModelWithProjection(CLIPTextConfig(
+            vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+            max_position_embeddings=16, projection_dim=16, bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    pipe = StableDiffusion3Pipeline(
+        transformer=SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=4, num_layers=1,
+                                          attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
+                                          joint_attention_dim=32, pooled_projection_dim=32, out_channels=4),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(8,),
+                          down_block_types=("DownEncoderBlock2D",), up_block_types=("UpDecoderBlock2D",),
+                          latent_channels=4, norm_num_groups=8, shift_factor=0.0609, scaling_factor=1.5035),
+        text_encoder=text_encoder(), tokenizer=tok, text_encoder_2=text_encoder(), tokenizer_2=tok,
+        text_encoder_3=None, tokenizer_3=None)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return Path(out)
+
+
+def build_tiny_clip(out: Path, seed: int = 0) -> Path:
+    """A CLIPModel + processor of the zoo's tiny sizes, random weights (the image reward's stand-in)."""
+    from harness.zoo import architectures as arch
+
+    arch.build_clip(arch.REDUCED, seed=seed).save_pretrained(out, safe_serialization=True)
+    arch.build_clip_processor(arch.REDUCED).save_pretrained(out)
+    return Path(out)
+
+
+def fake_nlp_resources(monkeypatch) -> None:
+    """Stand-ins for NLTK's tokenizer/tagger data and spaCy's en_core_web_lg, which the official AMBER and CHAIR
+    scorers need and the CPU lock does not install: whitespace words, every word a noun, identity similarity."""
+    import re
+
+    from benchmarks.official import nlp
+    monkeypatch.setattr(nlp, "require_tokenizer", lambda: None)
+    monkeypatch.setattr(nlp, "require_amber_nltk", lambda: None)
+    monkeypatch.setattr(nlp, "word_tokenize", lambda text: re.findall(r"\w+|[^\w\s]", text))
+    monkeypatch.setattr(nlp, "amber_nouns", lambda text: re.findall(r"[a-z]+", text.lower()))
+    monkeypatch.setattr(nlp, "similarity_test", lambda model=None, threshold=None: (lambda a, b: a == b))

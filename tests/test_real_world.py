@@ -19,6 +19,9 @@ from real_fixtures import (  # noqa: E402
     build_seqcls_rm,
     build_tiny_llava_next,
     FakeJudge,
+    build_tiny_clip,
+    build_tiny_sd3,
+    fake_nlp_resources,
     put_in_hub_cache,
     write_official_releases,
 )
@@ -440,3 +443,64 @@ def test_llm_questions_retry_a_bad_reply(tmp_path, monkeypatch):
         assert len(llm.paths) == 2 and "a red cup on a table" in llm.prompts[0]   # attempt 0 was bad
     finally:
         llm.close()
+
+
+# ---------------------------------------------------------------- (7) the whole real path on CPU
+
+# the preset's own hub ids, each filled in the HF cache with a tiny random stand-in of the same architecture
+HUB_STAND_INS = {"llava-hf/llava-1.5-7b-hf": "base", "llava-hf/llava-v1.6-mistral-7b-hf": "next",
+                 "stabilityai/stable-diffusion-3-medium-diffusers": "sd3", "openai/clip-vit-large-patch14": "clip",
+                 "RLHFlow/ArmoRM-Llama3-8B-v0.1": "armo"}
+CPU_OVERRIDES = [  # documented config keys only: tiny image and answer sizes, fp32 training, one responder
+    "synth.images.steps=2", "synth.images.height=16", "synth.images.width=16",
+    "synth.responders.models=[llava-hf/llava-v1.6-mistral-7b-hf, policy]", "synth.responders.max_new_tokens=8",
+    "synth.select.require_well_formed=false",          # random weights never write a well-formed answer
+    "train.bf16=false", "train.gradient_checkpointing=false", "train.epochs=1", "eval.batch_size=8"]
+
+
+@pytest.mark.slow
+def test_cpu_dry_run_of_the_whole_real_path(tmp_path, monkeypatch, hub_cache, judge, capsys):
+    """harness data prepare (all five suites, official formats) + harness run --world real on the preset's hub
+    ids, served offline from an HF cache of tiny random stand-ins, with a fake judge. Slow tier (minutes on 2
+    cores: SD3, two responders, ArmoRM, DPO, two checkpoints x five suites)."""
+    import json
+
+    from datasets import load_from_disk
+    from peft import PeftModel
+    from transformers import LlavaForConditionalGeneration
+
+    from eval_fixtures import LLAVA15_TEMPLATE, build_tiny_llava
+    from harness.cli import main
+
+    models = tmp_path / "models"
+    built = {"base": build_tiny_llava(models / "base", chat_template=LLAVA15_TEMPLATE),
+             "next": build_tiny_llava_next(models / "next"), "sd3": build_tiny_sd3(models / "sd3"),
+             "clip": build_tiny_clip(models / "clip"), "armo": build_armo_rm(models / "armo")}
+    for repo, key in HUB_STAND_INS.items():
+        put_in_hub_cache(hub_cache, repo, built[key])
+    _prepare_all(write_official_releases(tmp_path / "releases"), monkeypatch, tmp_path / "data")
+    fake_nlp_resources(monkeypatch)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"category": c, "prompt": f"a {c} scene with two red cups"}) + "\n"
+                               for c in ("art", "nature", "urban", "home", "animal")))
+    out = tmp_path / "run"
+    rc = main(["run", "--method", "rm-dpo", "--size", "4", "--world", "real", "--out", str(out),
+               f"synth.prompts.source={prompts}", *CPU_OVERRIDES])
+    err = capsys.readouterr().err
+    assert rc == 0, err[-3000:]
+    assert "trust_remote_code" in err and f"judge: judge-under-test at {judge.url}" in err
+
+    rec = json.loads((out / "record.json").read_text())
+    assert set(rec["checkpoints"]["base"]) == set(rec["checkpoints"]["aligned"]) == \
+        {"pope", "amber", "mmhal", "mmvet", "object-halbench"}
+    assert rec["config"]["method"]["synth"]["response_reward"]["trust_remote_code"] is True
+    assert rec["config"]["run"]["judge"] == "openai"
+    assert rec["checkpoints"]["aligned"]["mmhal"]["judge"]["base_url"] == judge.url
+    assert set(judge.paths) == {"/v1/chat/completions"} and set(judge.models) == {"judge-under-test"}
+    assert len(judge.paths) > 1 + 2 * 2          # the test call, then MMHal and MM-Vet items of two checkpoints
+
+    ds = load_from_disk(str(out / "dataset"))
+    assert {"images", "prompt", "chosen", "rejected"} <= set(ds.column_names) and len(ds) == 4
+    base = LlavaForConditionalGeneration.from_pretrained(built["base"])
+    assert isinstance(PeftModel.from_pretrained(base, out / "adapter"), PeftModel)
