@@ -79,6 +79,10 @@ class RunSettings:
         self.base_model = self.base_model or DEFAULT_BASE.get(self.world, "")
         self.judge = self.judge or DEFAULT_JUDGE.get(self.world, "rule")
         self.suites = list(self.suites) or list(DEFAULT_SUITES.get(self.world, []))
+        if self.seed < 0:                   # refused at resolve time (exit 2)
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
 
 
 def _console(run_dir: Path | None = None):
@@ -114,6 +118,9 @@ def prepare(method: str, size: str | int, world: str = "micro", out: str | Path 
         if not settings.suites:
             raise HarnessError(f"--suites {suites!r} names no suite")
     _check_suites(settings.suites, world)
+    if settings.judge not in registry.names("judges"):
+        raise HarnessError(f"unknown judge {settings.judge!r} (known: {', '.join(sorted(registry.names('judges')))})")
+    check_model(settings.base_model)
     if m.check is not None:
         m.check(cfg, settings)
     parallel.check_batch(cfg)          # torchrun/accelerate: the DPO batch must split over the ranks
@@ -121,6 +128,14 @@ def prepare(method: str, size: str | int, world: str = "micro", out: str | Path 
     run_dir = Path(out) if out else Path("runs") / f"{method}-{size_label(n)}-{world}-s{settings.seed}"
     ensure_writable_dir(run_dir, "--out" if out else "run directory")
     return m, settings, cfg, run_dir, config, stable_hash(config)
+
+
+def check_model(name: str) -> None:
+    """A zoo name or a local checkpoint must exist before any work; a hub id (owner/name, no such local path) is
+    fetched, or found in the cache when offline, by the stage that loads it."""
+    if Path(name).exists() or name.count("/") != 1:
+        from harness.models.vlm import resolve_checkpoint
+        resolve_checkpoint(name)
 
 
 def _check_suites(names: list[str], world: str) -> None:

@@ -100,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--offline" in argv or _truthy(os.environ.get("HARNESS_OFFLINE")):
+        go_offline()           # before the parser: building it imports the subcommands' modules
     args = build_parser().parse_args(argv)
-    if getattr(args, "offline", False) or _truthy(os.environ.get("HARNESS_OFFLINE")):
-        go_offline()
     try:
         return _dispatch(args) or 0
     except HarnessError as e:
@@ -197,6 +198,7 @@ def _dispatch(args: argparse.Namespace) -> int | None:
 
 def _eval(args: argparse.Namespace) -> int:
     """`harness eval`: its input checked first (exit 2), then evaluation failures recorded like a run's (exit 3)."""
+    from harness.api import check_model
     from harness.evaluate import evaluate_cli, resolve_suites
     from harness.failures import record_failures
     from harness.io import ensure_writable_dir
@@ -207,7 +209,7 @@ def _eval(args: argparse.Namespace) -> int:
     suites = resolve_suites(args.suites)
     if args.adapter and not Path(args.adapter).is_dir():
         raise HarnessError(f"adapter directory not found: {args.adapter}")
-    _check_model(args.model)
+    check_model(args.model)
     out = ensure_writable_dir(args.out)
     config = {"model": args.model, "adapter": args.adapter, "suites": [s.name for s in suites],
               "limit": args.limit, "batch_size": args.batch_size}
@@ -215,14 +217,6 @@ def _eval(args: argparse.Namespace) -> int:
         at.stage = "eval"
         evaluate_cli(args)
     return 0
-
-
-def _check_model(name: str) -> None:
-    """A zoo name or local checkpoint must exist now; a hub id (owner/name, no such local path) is fetched, or
-    found in the cache when offline, by the evaluation itself."""
-    if Path(name).exists() or name.count("/") != 1:
-        from harness.models.vlm import resolve_checkpoint
-        resolve_checkpoint(name)
 
 
 def _join_ranks() -> None:

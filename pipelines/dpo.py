@@ -50,6 +50,19 @@ class DPOTrainConfig:
     def __post_init__(self):                         # refused when the config is resolved (exit 2)
         if self.lr <= 0:
             raise ValueError(f"train.lr must be positive, got {self.lr}")
+        for name in ("batch_size", "grad_accum", "lora_r", "lora_alpha"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        for wrong, rule in ((self.beta <= 0, f"train.beta must be > 0, got {self.beta}"),
+                            (not 0 <= self.warmup_ratio < 1, f"train.warmup_ratio must be in [0, 1), got "
+                                                             f"{self.warmup_ratio}"),
+                            (self.max_steps <= 0 and self.epochs <= 0,
+                             f"train.epochs must be > 0 unless train.max_steps > 0, got {self.epochs}")):
+            if wrong:
+                raise ValueError(rule)
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ValueError(f"train.loss_weights has {len(self.loss_weights)} entries for {len(self.loss_type)} "
+                             f"loss types")
         from harness.train_progress import check_report_to
         check_report_to(self.report_to)
 

@@ -233,6 +233,13 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
         (["eval.limit=-1"], "eval.limit must be a positive number"),
         (["eval.batch_size=0"], "eval.batch_size must be at least 1"),
         (["--preset", str(tmp / "tab.yaml")], "tab.yaml, line 2, column 1: found character '\\t'"),
+        (["seed=-1"], "seed must be >= 0, got -1"),
+        (["threads=0"], "threads must be at least 1, got 0"),
+        (["train.batch_size=0"], "train.batch_size must be at least 1, got 0"),
+        (["train.beta=-1"], "train.beta must be > 0, got -1.0"),
+        (["train.loss_weights=[1]"], "train.loss_weights has 1 entries for 2 loss types"),
+        (["judge=nope"], "unknown judge 'nope'"),
+        (["base_model=no-such-model"], "unknown model 'no-such-model'"),
     ]
 
 
@@ -340,12 +347,14 @@ def test_disk_full_inside_a_stage_exits_3_with_one_message(env, monkeypatch, cap
 
 # ---------------------------------------------------------------- offline
 
+# datasets.config._offline is the HF_DATASETS_OFFLINE value datasets read when it was imported (whenever the CLI
+# imported it): "1" only when the variable was set before that import
 OFFLINE_PROBE = ("import sys\n"
                  "from harness.cli import main\n"
                  "rc = main(sys.argv[1:])\n"
-                 "assert 'datasets' not in sys.modules and 'huggingface_hub' not in sys.modules\n"
                  "import datasets.config, huggingface_hub.constants\n"
-                 "print('OFFLINE', rc, datasets.config.HF_DATASETS_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE)\n")
+                 "print('OFFLINE', rc, datasets.config._offline, datasets.config.HF_DATASETS_OFFLINE,\n"
+                 "      huggingface_hub.constants.HF_HUB_OFFLINE)\n")
 
 
 def _probe(args: list[str], extra_env: dict) -> str:
@@ -358,6 +367,6 @@ def _probe(args: list[str], extra_env: dict) -> str:
 
 def test_offline_flag_takes_effect_before_datasets_is_imported(tmp_path):
     bad_run = ["run", "--method", "rm-dpo", "--size", "500", "--suites", ",", "--out", str(tmp_path / "r")]
-    assert _probe(bad_run, {}) == "OFFLINE 2 False False"                # control: online by default
-    assert _probe([*bad_run, "--offline"], {}) == "OFFLINE 2 True True"
-    assert _probe(["ls"], {"HARNESS_OFFLINE": "1"}) == "OFFLINE 0 True True"
+    assert _probe(bad_run, {}) == "OFFLINE 2 None False False"                # control: online by default
+    assert _probe([*bad_run, "--offline"], {}) == "OFFLINE 2 1 True True"
+    assert _probe(["ls"], {"HARNESS_OFFLINE": "1"}) == "OFFLINE 0 1 True True"
