@@ -470,6 +470,11 @@ def test_truncated_samples_in_an_eval_directory_are_evaluated_again(env, tiny, c
     assert path.read_text() == good
     assert json.dumps(dataclasses.asdict(again)) == json.dumps(dataclasses.asdict(first))   # NaN-safe equality
     assert "damaged" in capsys.readouterr().err
+    edited = good.replace('"prediction": "', '"prediction": "X', 1)          # valid JSON, other content
+    assert edited != good
+    path.write_text(edited)
+    evaluate_checkpoint(str(tiny), suites=["micro-pope"], out_dir=out, limit=6, batch_size=8, progress=False)
+    assert path.read_text() == good and "sha256 differs" in capsys.readouterr().err
     path.write_text(good[:-40])
     with pytest.raises(HarnessError, match="damaged samples file"):      # read directly: a message, no traceback
         load_samples(out, "base", "micro-pope")
@@ -487,6 +492,8 @@ def test_failed_and_off_rubric_judge_replies_are_not_cached_and_are_retried(env,
     judge = OpenAIJudge(base_url=server.url, model="m", cache_dir=env / "judge-cache", backoff=0.01)
     with pytest.raises(HarnessError, match="failed on the first 3"):      # counted failures, never a 6
         judge.judge_rows("mmhal", [dict(r) for r in rows])
+    cached = [p.read_text() for p in (env / "judge-cache").rglob("*.json")]
+    assert not any("6.5" in c for c in cached)                             # a failed reply is no answer
     server.reply = "Good.\nRating: 4"                                       # the judge is healthy again
     again = [dict(r) for r in rows]
     assert judge.judge_rows("mmhal", again) == 0 and {r["score"] for r in again} == {4.0}
