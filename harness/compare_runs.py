@@ -131,14 +131,14 @@ def _compare_suite(suite, a: Side, b: Side, mismatches: list[str], seed: int) ->
 
 def comparison_rows(results: list[SuiteComparison]) -> list[list[str]]:
     from harness.suite import arrow
-    from harness.tables import decimals_for, fmt, fmt_ci, fmt_p, mde_text, significance
+    from harness.tables import TEST_SHORT, decimals_for, fmt, fmt_ci, fmt_p, mde_text, significance
 
     rows = []
     for sc in results:
         for name, c in sc.comparisons.items():
             d = decimals_for(c.delta, *(c.ci or []))
             rows.append([sc.suite, f"{name} {arrow(c.direction)}", f"{fmt(c.delta, d, True)} {fmt_ci(c.ci, d, True)}",
-                         fmt_p(c.p_value), c.test, significance(c), mde_text(c, d) if sc.paired else "–",
+                         fmt_p(c.p_value), TEST_SHORT.get(c.test, c.test), significance(c), mde_text(c, d) if sc.paired else "–",
                          f"{sc.n[0]}/{sc.n[1]}"])
     return rows
 

@@ -125,7 +125,7 @@ def _recompare(rec: RunRecord, run_dir: Path) -> None:
 
 def effect_rows(effects: dict) -> list[list[str]]:
     from harness.suite import arrow
-    from harness.tables import decimals_for, fmt, fmt_ci, fmt_p
+    from harness.tables import TEST_SHORT, decimals_for, fmt, fmt_ci, fmt_p
 
     rows = []
     for ck, suites in effects.items():
@@ -135,7 +135,7 @@ def effect_rows(effects: dict) -> list[list[str]]:
                     continue            # per-type detail: in the samples, not in the summary
                 d = decimals_for(c.delta, *c.ci)
                 rows.append([ck, suite, f"{m} {arrow(c.direction)}", f"{fmt(c.delta, d, True)} {fmt_ci(c.ci, d, True)}",
-                             fmt_p(c.p_value), c.test])
+                             fmt_p(c.p_value), TEST_SHORT.get(c.test, c.test)])
     return rows
 
 

@@ -15,7 +15,7 @@ from harness.suite import arrow, signed_gain
 HEADERS_RUN = ["suite", "metric", "base [95% CI]", "aligned [95% CI]", "delta [95% CI]", "p", "sig.", "MDE", "n",
                "failures base→aligned"]
 HEADERS_EVAL = ["suite", "metric", "value [95% CI]", "n", "failures"]
-TEST_SHORT = {"mcnemar": "McN", "paired-bootstrap": "boot"}
+TEST_SHORT = {"mcnemar": "McN", "paired-bootstrap": "boot", "permutation": "perm"}
 MICRO_CAVEAT = ("Micro world: procedural scenes and tiny locally trained models — a simulator of the method, "
                 "not a claim about real models.")
 
@@ -43,13 +43,6 @@ def fmt_ci(ci, d: int = 3, signed: bool = False) -> str:
     if not ci or len(ci) != 2 or not (is_num(ci[0]) and is_num(ci[1])):
         return ""
     return f"[{fmt(ci[0], d, signed)}, {fmt(ci[1], d, signed)}]"
-
-
-def fmt_value(mv: MetricValue | None, d: int) -> str:
-    if mv is None:
-        return "–"
-    ci = fmt_ci(mv.ci, d)
-    return f"{fmt(mv.value, d)} {ci}".strip()
 
 
 def fmt_p(p) -> str:
@@ -101,10 +94,6 @@ def failures_text(*failures: dict | None) -> str:
     for k in kinds:
         parts.append(f"{k} " + "→".join(str((f or {}).get(k, 0)) for f in failures))
     return ", ".join(parts) if parts else "0"
-
-
-def metric_label(name: str, direction: str, primary: bool) -> str:
-    return f"{name} {arrow(direction)}" + (" (primary)" if primary else "")
 
 
 def only_checkpoint(record: RunRecord) -> str:
