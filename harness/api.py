@@ -55,8 +55,11 @@ EVAL_CODE = ("harness.evaluate", "harness.lmms_adapter", "harness.models.vlm", "
 class EvalSettings:
     batch_size: int = 64
     limit: int | None = None            # first N items per task (quick looks; records say so)
+    engine: str = "hf"                  # hf | vllm | vllm:<url> (harness.engines; docs/engines.md)
 
     def __post_init__(self):            # refused at resolve time (exit 2), not by lmms-eval mid-run
+        from harness.engines import check_engine
+        self.engine = check_engine(self.engine, "eval.engine")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"eval.limit must be a positive number of items (or null for all), got {self.limit}")
         if self.batch_size < 1:
@@ -223,7 +226,7 @@ def _evaluate(settings: RunSettings, stages: Stages, name: str, checkpoint: str,
         results = evaluate_checkpoint(settings.base_model, adapter=str(adapter) if adapter else None,
                                       suites=list(settings.suites), out_dir=str(work), checkpoint=checkpoint,
                                       judge=settings.judge, batch_size=settings.eval.batch_size,
-                                      limit=settings.eval.limit)
+                                      limit=settings.eval.limit, engine=settings.eval.engine)
         if parallel.is_main():         # rank 0 wrote the samples; a follower's copy would be discarded anyway
             shutil.copytree(work / "samples", d / "samples")
             shutil.rmtree(work, ignore_errors=True)
@@ -384,6 +387,8 @@ def synth(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", 
           preset: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunRecord:
     """Build (or reuse) the preference dataset only; the record holds its timings, the card is dataset/README.md."""
     rec, (st,), run_dir, console = _first_stages("synth", method, size, world, out, preset, overrides)
+    if not parallel.is_main():
+        return None
     print_timings(rec)
     console.print(f"dataset: {run_dir / 'dataset'} ({st.output.get('pairs')} pairs; card: dataset/README.md)")
     return rec
@@ -393,6 +398,8 @@ def train(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", 
           preset: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunRecord:
     """Synthesize (cached) and train the adapter only."""
     rec, _, run_dir, console = _first_stages("train", method, size, world, out, preset, overrides)
+    if not parallel.is_main():
+        return None
     rec.checkpoint_paths = {"base": rec.config["run"]["base_model"], "aligned": "adapter"}
     print_timings(rec)
     console.print(f"adapter: {run_dir / 'adapter'}; training log: {run_dir / 'train_log.json'}")

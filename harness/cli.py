@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", default=None, help="judge for judged suites (rule | openai)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items per task")
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--engine", default="hf",
+                   help="hf (default) | vllm (a server started in .venv-vllm) | vllm:URL (a running server)")
     _add_offline(p)
 
     p = sub.add_parser("leaderboard", help="regenerate leaderboards/ from committed run records")
@@ -184,6 +186,8 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         _join_ranks()
         from harness.train_progress import quiet_model_loading
         quiet_model_loading()         # no "Loading weights" / map bars under the rich progress (harness/train_progress.py)
+    if cmd in ("run", "synth", "train", "eval"):
+        _join_ranks()
     if cmd == "eval":
         from harness.api import eval_suites
         args.suites = eval_suites(args.world, args.suites)

@@ -125,7 +125,7 @@ def _include_paths(suites: list[Suite]) -> list[str]:
 def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_dir: str | Path,
                         checkpoint: str = "base", judge: str | object | None = "rule", batch_size: int = 64,
                         limit: int | None = None, judge_kwargs: dict | None = None, progress: bool = True,
-                        loaded=None, device: str | None = None) -> dict[str, SuiteResult]:
+                        loaded=None, device: str | None = None, engine: str = "hf") -> dict[str, SuiteResult]:
     """Evaluate `model` (+ PEFT `adapter`) on `suites` -> {suite: SuiteResult}; writes the samples files.
 
     `judge` is a registry name ("rule", "openai") or a Judge instance, used by judged suites (MMHal, MM-Vet).
@@ -149,7 +149,8 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
         judge_id = ident["judge"] if s.judged else None
         # every input that changes a number: model, suite, limit, the data's content, the judge's identity
         keys[s.name] = stable_hash({"fp": fingerprint, "suite": s.name, "version": s.version, "limit": limit,
-                                    "judge": judge_id, "data": ident["data"][s.name]})
+                                    "judge": judge_id, "data": ident["data"][s.name],
+                                    **({"engine": engine} if engine != "hf" else {})})   # vLLM: other samples
         found = _finished_suite(out_dir, checkpoint, s.name, keys[s.name])
         if found is not None:                    # finished earlier with the same inputs, intact: resume
             rows, failures = found
@@ -169,12 +170,14 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
     if device in (None, "cpu"):
         torch.set_num_threads(1)      # FACTS.md §5: 1 thread per process is steadier on the shared 2-core VM
     todo.sort(key=lambda s: s.judged)  # unjudged suites are saved before a judge can fail
-    with _Progress(progress) as bar:
+    with _served(engine, str(model), adapter) as served, _Progress(progress) as bar:
+        if served is not None:         # a vLLM server answers (harness.engines); no HF model in this process
+            loaded = (None, None)
         if loaded is None:
             from harness.models.vlm import load_vlm
             loaded = load_vlm(str(model), adapter=adapter, device=device)
         lm = lmms_adapter.HarnessVLM(model=loaded[0], processor=loaded[1], batch_size=batch_size,
-                                     progress=bar.update_task)
+                                     progress=bar.update_task, engine=served)
         lm.shard_batches = True        # data-parallel ranks split whole batches (harness.parallel)
         tasks = [t for s in todo for t in s.tasks]
         samples = lmms_adapter.run_tasks(lm, tasks, include_path=_include_paths(todo), limit=limit)
@@ -188,6 +191,20 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
             results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), judge_failures,
                                            ident["data"][s.name], ident["judge"] if s.judged else None)
     return {s.name: results[s.name] for s in suites}
+
+
+def _served(engine: str, model: str, adapter: str | None):
+    """A vLLM session yielding (url, served name) for engine vllm[:url]; for hf, a block yielding None."""
+    import contextlib
+    if (engine or "hf") == "hf":
+        return contextlib.nullcontext(None)
+    from harness.engines.serve import session
+    return session(engine, model, adapter)
+
+
+def _engine_arg(args) -> str:
+    from harness.engines import check_engine
+    return check_engine(getattr(args, "engine", None) or "hf", "--engine")
 
 
 def _is_main() -> bool:
@@ -312,11 +329,11 @@ def evaluate_cli(args) -> RunRecord:
     t0 = time.time()
     results = evaluate_checkpoint(args.model, adapter=args.adapter, suites=suites, out_dir=out,
                                   checkpoint=checkpoint, judge=judge, batch_size=args.batch_size or 64,
-                                  limit=args.limit)
+                                  limit=args.limit, engine=_engine_arg(args))
     from harness.judges import load_judge
     judge_info = load_judge(judge).describe() if any(s.judged for s in suites) else None
     config = {"model": args.model, "adapter": args.adapter, "suites": [s.name for s in suites], "judge": judge_info,
-              "limit": args.limit, "batch_size": args.batch_size or 64}
+              "limit": args.limit, "batch_size": args.batch_size or 64, "engine": _engine_arg(args)}
     record = RunRecord(kind="eval", world=world, config=config, config_hash=stable_hash(config),
                        packages=package_versions(), git_commit=git_commit(), machine=machine_description(),
                        created=now_iso(), timings={"evaluate": round(time.time() - t0, 2)},

@@ -36,9 +36,10 @@ class HarnessVLM(lmms):
 
     def __init__(self, pretrained: str | None = None, adapter: str | None = None, batch_size: int | str = 64,
                  trust_remote_code: bool | str = False, model=None, processor=None,
-                 progress: Callable[[str, int, int], None] | None = None, **_ignored) -> None:
+                 progress: Callable[[str, int, int], None] | None = None, engine=None, **_ignored) -> None:
         super().__init__()
-        if model is None:
+        self.engine = engine           # (url, served name) of a vLLM server (harness.engines), or None: HF here
+        if model is None and engine is None:
             if not pretrained:
                 raise HarnessError("harness_vlm needs pretrained=<zoo name or checkpoint path>")
             trc = str(trust_remote_code).lower() in ("1", "true", "yes")
@@ -95,26 +96,37 @@ class HarnessVLM(lmms):
     @property
     def device(self):
         """Where the model's weights are; lmms-eval's torchrun/accelerate path puts its count tensors here."""
-        return next(self.model.parameters()).device
+        import torch
+        return next(self.model.parameters()).device if self.model is not None else torch.device("cpu")
 
     def _generate(self, images, prompts, **kw) -> list[str]:
         """vlm.generate, or with `shard_batches` under several ranks: this rank's whole batches, all merged."""
         from harness import parallel
         if not (self.shard_batches and parallel.world_size() > 1):
-            return vlm.generate(self.model, self.processor, images, prompts, **kw)
+            return self._generate_batches(images, prompts, **kw)
         bs, progress = max(1, kw.pop("batch_size")), kw.pop("progress", None)
         self._call += 1      # every rank makes the same calls in the same order: a stable store name
 
         def compute(units):
             for b in units:   # batch b with seed b: what one vlm.generate call over everything computes
-                texts = vlm.generate(self.model, self.processor, images[b * bs:(b + 1) * bs],
-                                     prompts[b * bs:(b + 1) * bs], batch_size=bs, seed=b, **kw)
+                texts = self._generate_batches(images[b * bs:(b + 1) * bs], prompts[b * bs:(b + 1) * bs],
+                                               batch_size=bs, seed=b, **kw)
                 if progress is not None:
                     progress(min(len(prompts), (b + 1) * bs))
                 yield b, texts
         n = -(-len(prompts) // bs)
         parts = parallel.map_units(n, compute, parallel.unit_store(f"eval-{self._call}"))
         return [t for part in parts for t in part]
+
+    def _generate_batches(self, images, prompts, **kw) -> list[str]:
+        """HF generate here, or the vLLM server's answers (same prompts, same decoding: harness.engines)."""
+        if self.engine is None:
+            return vlm.generate(self.model, self.processor, images, prompts, **kw)
+        from harness.engines import vllm as vllm_engine
+        url, name = self.engine
+        return vllm_engine.generate(url, name, images, prompts, max_new_tokens=kw["max_new_tokens"],
+                                    temperature=kw.get("temperature") or 0.0, seed=kw.get("seed", 0),
+                                    concurrency=kw.get("batch_size", 64), progress=kw.get("progress"))
 
     def _progress_for(self, task: str, total: int):
         if self.progress is None:
@@ -137,8 +149,9 @@ def _one_process_view(active: bool):
     batches (docs/scaling.md: other padding, other greedy tokens). With batch sharding every rank runs lmms-eval
     as one process over all documents and only the generation is split; this hides the ranks from it meanwhile."""
     import os
+    from harness import parallel
     saved = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    if active:
+    if active and parallel.world_size() > 1:
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
     try:
         yield

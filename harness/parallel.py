@@ -126,6 +126,13 @@ class UnitStore:
             return None
         return json.loads(self._path(unit).read_text(encoding="utf-8"))["value"]
 
+    def report_reused(self, reused: int, total: int) -> None:
+        """Say on stderr that a re-run took finished units from an interrupted one (what it did not redo)."""
+        if reused and self.root is not None:
+            import sys
+            print(f"harness: rank {rank()}: reused {reused} of {total} finished units from {self.root}",
+                  file=sys.stderr, flush=True)
+
     def put(self, unit, value) -> None:
         if self.root is None:
             return
@@ -150,6 +157,7 @@ def map_units(n: int, compute: Callable[[list[int]], Iterable[tuple[int, object]
     store = store or UnitStore(None)
     mine = my_units(n) if world_size() > 1 else list(range(n))
     done = {u: v for u in mine if (v := store.get(u)) is not None}
+    store.report_reused(len(done), len(mine))
     todo = [u for u in mine if u not in done]
     if todo:
         for u, value in compute(todo):

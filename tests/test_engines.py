@@ -141,3 +141,235 @@ def test_two_ranks_generate_exactly_what_one_process_generates(tmp_path):
         assert got["device"] == "cpu"
     stored = sorted(f.name for f in (tmp_path / "store" / "eval-1").iterdir())
     assert stored == ["unit-0.json", "unit-1.json", "unit-2.json"]     # 3 batches, each computed once
+
+
+# ------------------------------------------------------------------ 2 gloo ranks: whole commands (slow tier)
+# Each command starts 2 + 1 Python processes that import torch, transformers and lmms-eval: ~60-120 s on the
+# shared 2-core machine, so these are in the slow tier (`pytest -m slow tests/test_engines.py`).
+
+TINY = ["synth.responders.max_new_tokens=12", "synth.responders.batch_size=4", "synth.select.require_well_formed=false",
+        "train.max_steps=1", "train.batch_size=4", "train.warmup_ratio=0.0", "eval.limit=8", "eval.batch_size=4",
+        "round_size=1.0", "synth.responders.workers=1", "synth.response_reward.workers=1"]
+
+
+@pytest.fixture()
+def cli_env(tmp_path):
+    sys.path.insert(0, str(TESTS))
+    from test_run import _random_zoo
+    zoo = _random_zoo(tmp_path / "zoo")
+    return {"HARNESS_ZOO_DIR": str(zoo), "HARNESS_QUIET": "1", "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _one_process(argv: list[str], env: dict, cache: Path) -> subprocess.CompletedProcess:
+    e = {**os.environ, **env, "HARNESS_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        e.pop(k, None)
+    return subprocess.run([sys.executable, "-m", "harness.cli", *argv], env=e, capture_output=True, text=True,
+                          timeout=900)
+
+
+def _stage_dirs(run: Path) -> list[str]:
+    return sorted(p.name for p in (run / "stages").iterdir() if not p.name.startswith("."))
+
+
+@pytest.mark.slow
+def test_two_process_run_merges_into_the_one_process_dataset_and_samples(tmp_path, cli_env):
+    """`torchrun --nproc_per_node 2 -m harness.cli run ...`: the same preference dataset, the same base samples
+    and the same synthesis stage keys as one process; training runs DDP under its own key (world size named)."""
+    args = ["run", "--method", "rm-dpo", "--size", "6", "--suites", "micro-chair,micro-pope", *TINY]
+    one = _one_process([*args, "--out", str(tmp_path / "one")], cli_env, tmp_path / "c1")
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _launch(2, ["-m", "harness.cli", *args, "--out", str(tmp_path / "two")],
+                  {**cli_env, "HARNESS_CACHE_DIR": str(tmp_path / "c2")}, timeout=900)
+    assert [p.returncode for p in two] == [0, 0], [p.stderr[-3000:] for p in two]
+    a, b = tmp_path / "one", tmp_path / "two"
+    synth = [d for d in _stage_dirs(a) if d.startswith("synth-")]
+    assert synth and synth == [d for d in _stage_dirs(b) if d.startswith("synth-")]
+    for arrow in sorted((a / "dataset").glob("*.arrow")):
+        assert arrow.read_bytes() == (b / "dataset" / arrow.name).read_bytes()
+    for suite in ("micro-chair", "micro-pope"):
+        assert (a / "samples/base" / f"{suite}.jsonl").read_bytes() == \
+            (b / "samples/base" / f"{suite}.jsonl").read_bytes()
+    train = {d for d in _stage_dirs(b) if d.startswith("train-")} - {"train-parts"}
+    assert train and train.isdisjoint(_stage_dirs(a))          # DDP is not bit-identical: its own key
+    assert json.loads((b / "record.json").read_text())["kind"] == "run"
+
+
+@pytest.mark.slow
+def test_a_dead_rank_fails_the_run_with_exit_3_and_the_rerun_resumes(tmp_path, cli_env):
+    """Rank 1 is killed once it has stored a finished batch: rank 0 stops with exit 3 (no hang, no traceback);
+    a one-process re-run reuses the stored batches and builds exactly the uninterrupted dataset."""
+    import signal
+    import time
+    args = ["synth", "--method", "rm-dpo", "--size", "6", *TINY]
+    ref = _one_process([*args, "--out", str(tmp_path / "ref")], cli_env, tmp_path / "c0")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    run = tmp_path / "run"
+    port = _free_port()
+    procs = []
+    for r in range(2):
+        e = {**os.environ, **cli_env, "HARNESS_CACHE_DIR": str(tmp_path / "c1"), "PYTHONPATH": str(ROOT),
+             "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+             "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "harness.cli", *args, "--out", str(run)], env=e,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(run.glob("stages/**/responses/unit-*.json")):
+        assert procs[0].poll() is None and procs[1].poll() is None, "a rank ended before any batch was stored"
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGKILL)
+    _, err0 = procs[0].communicate(timeout=600)
+    procs[1].communicate(timeout=60)
+    assert procs[0].returncode == 3, err0[-3000:]
+    assert "another rank failed" in err0 and "Traceback" not in err0
+    stored = list(run.glob("stages/**/responses/unit-*.json"))
+    assert stored
+    again = _one_process([*args, "--out", str(run)], cli_env, tmp_path / "c1")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"reused {len(stored)} of" in again.stderr
+    for arrow in sorted((tmp_path / "ref" / "dataset").glob("*.arrow")):
+        assert arrow.read_bytes() == (run / "dataset" / arrow.name).read_bytes()
+
+
+# ------------------------------------------------------------------ the vLLM engine against fake servers
+
+def test_engine_keys_are_checked_at_config_time(tmp_path):
+    from harness import api
+    from harness.engines import check_engine
+    assert check_engine("vllm:http://127.0.0.1:9/v1", "k") == "vllm:http://127.0.0.1:9/v1"
+    for bad in ("tgi", "hf:http://x", "vllm:127.0.0.1:8000"):
+        with pytest.raises(HarnessError, match="use hf, vllm"):
+            check_engine(bad, "eval.engine")
+    with pytest.raises(HarnessError, match="synth.responders.engine='sglang'"):
+        api.prepare("rm-dpo", "2k", out=tmp_path / "r", overrides=["synth.responders.engine=sglang"])
+    with pytest.raises(HarnessError, match="eval.engine='vllm:nowhere'"):
+        api.prepare("rm-dpo", "2k", out=tmp_path / "r", overrides=["eval.engine=vllm:nowhere"])
+
+
+def _fake_python(tmp_path: Path, body: str) -> str:
+    """A stand-in for .venv-vllm/bin/python: a shell script that does `body` whatever it is asked."""
+    script = tmp_path / "fake-python"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_server_that_never_listens_fails_within_the_bounded_wait(tmp_path, monkeypatch):
+    import time
+
+    from harness.engines.vllm import Server
+    monkeypatch.setenv("HARNESS_VLLM_PYTHON", _fake_python(tmp_path, "echo loading the model; exec sleep 300"))
+    srv = Server(tmp_path, timeout=2.0, log=tmp_path / "server.log")
+    t0 = time.monotonic()
+    with pytest.raises(HarnessError, match=r"did not answer on http://127\.0\.0\.1:\d+/v1 within 2 s") as e:
+        srv.__enter__()
+    assert time.monotonic() - t0 < 15
+    assert "loading the model" in str(e.value)               # the end of the server's log
+    assert srv.proc.poll() is not None                        # and the server was stopped
+
+
+def test_a_server_that_exits_is_reported_with_its_log(tmp_path, monkeypatch):
+    from harness.engines.vllm import Server
+    monkeypatch.setenv("HARNESS_VLLM_PYTHON", _fake_python(tmp_path, "echo 'ValueError: bad model' >&2; exit 7"))
+    with pytest.raises(HarnessError, match=r"exited with code 7 before it answered(.|\n)*ValueError: bad model"):
+        with Server(tmp_path, timeout=30, log=tmp_path / "server.log"):
+            pass
+    monkeypatch.setenv("HARNESS_VLLM_PYTHON", str(tmp_path / "no-such-python"))
+    with pytest.raises(HarnessError, match="scripts/vllm-env.sh"):
+        with Server(tmp_path, timeout=1):
+            pass
+
+
+class _FakeOpenAI:
+    """An OpenAI-compatible server on 127.0.0.1 that answers with what it was asked (to check the requests)."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _reply(self, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._reply({"data": [{"id": "served-llava"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                seen.append(body)
+                parts = body["messages"][0]["content"]
+                text = (f" {parts[0]['type']}>{parts[1]['type']} {parts[1]['text']} seed={body.get('seed')} "
+                        f"T={body['temperature']} max={body['max_tokens']} model={body['model']} ")
+                self._reply({"choices": [{"message": {"content": text}}]})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def test_responders_through_a_running_server_keep_order_and_per_item_seeds(tmp_path):
+    """engine=vllm:URL: the same prompt layout (image, then text), answers back in input order, every item
+    sampled with its own seed (the same whatever the batch size), stripped like the HF path's."""
+    from pipelines.synth.responders import RespondersConfig, respond
+    fake = _FakeOpenAI()
+    try:
+        paths = []
+        for i, im in enumerate(_images(5)):
+            paths.append(str(tmp_path / f"{i}.png"))
+            im.save(paths[-1])
+        questions = ["b ?", "a ?", "c ?", "a ?", "b ?"]
+        runs = []
+        for bs in (2, 5):
+            cfg = RespondersConfig(models=["policy"], samples_per_model=1, temperature=1.0, max_new_tokens=7,
+                                   batch_size=bs, engine=f"vllm:{fake.url}")
+            runs.append(respond(cfg, paths, questions, policy="micro-llava", seed=0))
+    finally:
+        fake.close()
+    texts = [[r[0]["text"] for r in run] for run in runs]
+    assert texts[0] == texts[1]                               # batch size changes nothing
+    order = sorted(range(5), key=lambda i: (questions[i], i))  # the sorted order the seeds follow
+    for pos, i in enumerate(order):
+        assert texts[0][i] == f"image_url>text {questions[i]} seed={pos} T=1.0 max=7 model=served-llava"
+    assert len(fake.seen) == 10
+
+
+def test_lmms_adapter_generates_through_the_engine(tmp_path):
+    from harness.lmms_adapter import HarnessVLM
+    fake = _FakeOpenAI()
+    try:
+        lm = HarnessVLM(engine=(fake.url, "served-llava"), batch_size=4)
+        lm.shard_batches = True
+        texts = lm._generate(_images(3), ["x ?", "y ?", "z ?"], max_new_tokens=5, batch_size=4, temperature=0.0)
+    finally:
+        fake.close()
+    assert texts == [f"image_url>text {q} seed=None T=0.0 max=5 model=served-llava" for q in ("x ?", "y ?", "z ?")]
+    assert str(lm.device) == "cpu"
+
+
+def test_served_checkpoint_has_vllm_vision_keys(tmp_path):
+    from safetensors import safe_open
+
+    from harness.engines.vllm import prepare_checkpoint, rename_vision_keys
+    src = _tiny_llava(tmp_path / "llava")
+    out = prepare_checkpoint(str(src), None, tmp_path / "served")
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    with safe_open(str(src / "model.safetensors"), "pt") as f:
+        before = list(f.keys())
+    vision = [k for k in before if k.startswith("vision_tower.")]
+    assert vision and all(k.startswith("vision_tower.vision_model.") for k in keys if k.startswith("vision_tower."))
+    assert len(keys) == len(before) and (out / "config.json").is_file()
+    assert rename_vision_keys({"vision_tower.vision_model.a": 1})[1] == 0     # idempotent

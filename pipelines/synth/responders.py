@@ -28,6 +28,11 @@ class RespondersConfig:
     batch_size: int = 128
     workers: int = 1                  # parallel generation processes (micro on 2 cores: 2; GPU: 1)
     device: str = ""                  # "" = the loader's default (CPU); "cuda" on a GPU machine
+    engine: str = "hf"                # hf | vllm | vllm:<url> (harness.engines; docs/engines.md)
+
+    def __post_init__(self):
+        from harness.engines import check_engine
+        self.engine = check_engine(self.engine, "synth.responders.engine")
 
 
 def _job(args) -> dict[int, list[str]]:
@@ -37,6 +42,11 @@ def _job(args) -> dict[int, list[str]]:
     any subset of batches gives exactly the texts a pass over all batches gives (harness.parallel). Each finished
     batch goes to the unit store at once, so a killed run keeps it."""
     name, adapter, image_paths, questions, order, cfg_dict, stream, units, store_root = args
+    if cfg_dict.get("engine", "hf") != "hf":       # a vLLM server answers instead (harness.engines)
+        from harness.engines.serve import job_units
+        from harness.parallel import UnitStore
+        return job_units(cfg_dict["engine"], name, adapter, image_paths, questions, order, cfg_dict, stream,
+                         units, UnitStore(store_root))
     import torch
     from PIL import Image
 
@@ -60,7 +70,9 @@ def _job(args) -> dict[int, list[str]]:
 def _my_jobs(jobs: list[tuple], n_batches: int, store) -> list[tuple]:
     """This rank's share of the (job, batch) units not already in the store, grouped by job."""
     from harness import parallel
-    todo = [u for u in parallel.my_units(len(jobs) * n_batches) if store.get(u) is None]
+    mine = parallel.my_units(len(jobs) * n_batches)
+    todo = [u for u in mine if store.get(u) is None]
+    store.report_reused(len(mine) - len(todo), len(mine))
     by_job: dict[int, list] = {}
     for u in todo:
         by_job.setdefault(u // n_batches, []).append((u, u % n_batches))
@@ -101,6 +113,8 @@ def respond(cfg: RespondersConfig, image_paths: list[str], questions: list[str],
     from harness import parallel
     n_batches, store = -(-len(questions) // max(1, cfg.batch_size)), parallel.unit_store("responses")
     all_jobs, jobs = jobs, _my_jobs(jobs, n_batches, store)   # data-parallel: this rank's batches only
+    if cfg.engine != "hf":            # one vLLM server at a time does the batching, not worker processes
+        cfg = dataclasses.replace(cfg, workers=1)
     results: list[dict | None] = [None] * len(jobs)
     done = 0
     if cfg.workers > 1 and len(jobs) > 1:
