@@ -7,7 +7,7 @@ Retries with exponential backoff (0.5 s, 1 s, 2 s, ...) on timeouts, connection 
 HTTP errors fail at once. The per-request timeout and the number of retries are arguments, else
 $HARNESS_JUDGE_TIMEOUT (seconds) and $HARNESS_JUDGE_RETRIES: with the defaults (60 s, 3 retries) a hanging
 endpoint costs 4 minutes per item before the third failure declares it down; `HARNESS_JUDGE_TIMEOUT=2
-HARNESS_JUDGE_RETRIES=0` declares it down in about 6 s.
+HARNESS_JUDGE_RETRIES=0` declares it down in seconds (docs/integrity.md: 6.1 s measured).
 Replies are cached on disk under a hash of (endpoint, judge model, prompt-template version, prompt), so a re-run
 or a second checkpoint with the same answers costs nothing, and a reply from one server is never served as
 another's. Only replies that parse into a score on the rubric are cached: a failed or unparseable reply is a
@@ -35,7 +35,7 @@ DEFAULT_RETRIES = 3
 DEFAULT_TIMEOUT = 60.0    # seconds per request
 DEFAULT_BACKOFF = 0.5     # seconds before the first retry, doubled each time
 
-# Our wording of the MMHal-Bench rubric (FACTS.md §2); the judge sees object labels, never the image.
+# Our wording of the MMHal-Bench rubric (docs/benchmarks.md); the judge sees object labels, never the image.
 MMHAL_PROMPT = """You are grading an AI assistant's answer about an image for hallucination.
 You cannot see the image. You get the objects annotated in it, the question, a reference answer and the
 assistant's answer. A hallucination is any claim about the image that the annotations or the reference
