@@ -6,7 +6,7 @@ For each checkpoint (base, aligned) of each run it reads `samples/<checkpoint>/<
 every evaluation writes: `mentioned` objects, ground-truth `truth` objects) and splits the descriptions into:
 
 - extra-slot: names more objects than the scene holds (the language prior inventing a co-occurring object: what
-  the micro policy's noisy captions teach, DESIGN §3);
+  the micro policy's noisy captions teach, docs/micro-world.md);
 - substitution: names at most as many objects as the scene holds, at least one of them absent (a present object
   misread as another);
 - short: names fewer objects than the scene holds (what an alignment that teaches omission produces).
@@ -20,7 +20,7 @@ With `--pairs` it reads the run's first-round preference pairs instead (`stages/
 micro items carry the scene they were drawn from) and splits the chosen and the rejected answers the same way.
 
 With `--degenerate` it reads every suite's answers instead and counts the ways an answer breaks rather than errs
-(FACTS §5: a prototype degenerated on 26 % of its outputs), by harness.world.texts.degeneration, the definition
+(docs/micro-world.md: a prototype degenerated on 26 % of its outputs), by harness.world.texts.degeneration, the definition
 the suites' `degenerate` metric uses: empty; a loop (a token three times in a row); unterminated (no final "." or
 "?"; generation ran out of tokens); truncated (the last word before the "." is a function word, as in "on the .",
 an answer cut short where the content should be). It recomputes the kind from each answer's text, so it also

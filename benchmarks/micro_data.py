@@ -2,7 +2,7 @@
 
 `build_micro_tasks()` copies the committed task YAMLs + utils.py (benchmarks/tasks/micro/) into a cache folder
 and writes next to them `data/<task>.jsonl` and `images/<id>.png`, all from held-out (eval-split) scenes, so
-`TaskManager(include_path=<folder>)` loads them offline (FACTS.md §3: `dataset_path: json` with data files
+`TaskManager(include_path=<folder>)` loads them offline (docs/design.md: `dataset_path: json` with data files
 relative to the YAML). Nothing here is committed: the whole folder regenerates in a few seconds and is keyed by
 `builder_key()`: DATA_VERSION, the committed task files, the source of the code that builds the data (this module
 and harness.world: scenes, rendering, texts) and this module's constants (sizes such as CHAIR_IMAGES), so a change
@@ -22,7 +22,6 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from harness.errors import HarnessError
 from harness.io import stable_hash
 from harness.world.texts import describe
 
@@ -304,8 +303,3 @@ def _chair(w: _Writer) -> None:
         w.add("chair", {"id": f"chair-{i:04d}", "image": w.image("chair", i, s), "image_id": f"chair-{i:04d}",
                         "kind": "generative", "question": DESCRIBE_PROMPT, "target": describe(s),
                         "truth": json.dumps(sorted(s.classes)), "hallu": "[]"})
-
-
-def check_folder(folder: Path) -> None:
-    if not (folder / "COMPLETE").is_file():
-        raise HarnessError(f"micro task folder {folder} is incomplete; delete it and re-run")

@@ -1,7 +1,7 @@
 """The run API: synthesize -> train -> evaluate base and aligned -> compare, each stage cached and resumable.
 
 `run(...)`, `synth(...)` and `train(...)` return a RunRecord; `run_cli/synth_cli/train_cli(args)` are the
-CLI glue (harness/cli.py). A run directory (DESIGN §5) holds record.json, table.md,
+CLI glue (harness/cli.py). A run directory (docs/design.md) holds record.json, table.md,
 samples/<checkpoint>/<suite>.jsonl, dataset/ (the TRL preference dataset + card), adapter/ (PEFT,
 safetensors), train_log.json and stages/ (the cache: one directory per finished stage, each with a DONE marker
 written last). Stage keys hash the config slice, the upstream stage keys, the models' content and the code
@@ -76,7 +76,7 @@ class RunSettings:
     suites: list[str] = field(default_factory=list)   # default: the world's hallucination suites
     judge: str = ""                     # default: the world's judge (DEFAULT_JUDGE)
     eval: EvalSettings = field(default_factory=EvalSettings)
-    threads: int = 1                    # torch threads per process (FACTS §5)
+    threads: int = 1                    # torch threads per process (docs/micro-world.md)
 
     def __post_init__(self):
         self.base_model = self.base_model or DEFAULT_BASE.get(self.world, "")

@@ -30,9 +30,10 @@ import dataclasses
 import hashlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from harness.errors import HarnessError
 
@@ -46,7 +47,7 @@ class Hook:
     name: ClassVar[str] = ""
 
     @classmethod
-    def configure(cls, cfg, run) -> "Hook":
+    def configure(cls, cfg, run) -> Hook:
         return cls()
 
     def identity(self) -> dict:
@@ -102,7 +103,7 @@ class Method:
     presets: Path | None = None       # preset folder; default <folder of `module`>/presets/<name>
     module: str = ""                  # the module that defines the method (set by the registry when empty)
 
-    def registered_from(self, module: str) -> "Method":
+    def registered_from(self, module: str) -> Method:
         return dataclasses.replace(self, module=module)
 
     def check_world(self, world: str) -> None:

@@ -1,4 +1,4 @@
-"""The typed run record (DESIGN.md §5): everything tables, leaderboards and the gate need.
+"""The typed run record (docs/design.md, "Run directory and record"): everything tables, leaderboards and the gate need.
 
 Tables and boards are pure functions of records; re-tabulating never re-runs a model.
 """

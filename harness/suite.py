@@ -4,9 +4,9 @@ leaderboards and the gate. No torch: `harness ls` imports this.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 Rows = Sequence[dict]
 

@@ -5,7 +5,7 @@ instruction question asked about it:
 * `qa_for(scene, question)` finds the world's own question/answer (with its label) by regenerating every
   question the world can ask about that scene — no parsing of question text;
 * `gt_score(scene, qa, response)` is the ground-truth judge: correct content minus hallucinated objects and
-  wrong attributes, with malformed/empty answers penalised (FACTS §5/§7: a scorer blind to repetition teaches the policy to repeat);
+  wrong attributes, with malformed/empty answers penalised (docs/micro-world.md: a scorer blind to repetition teaches the policy to repeat);
 * `inject(scene, qa, rng, object_share)` is POVID/HALVA-style hallucination injection: the correct answer with
   a co-occurring absent object added, or one attribute made wrong.
 """

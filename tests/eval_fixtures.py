@@ -1,7 +1,7 @@
 """A tiny random-weight LLaVA checkpoint for evaluation tests, built from configs (no hub).
 
 Uses harness.zoo.architectures when H1's builder is importable; otherwise builds an equivalent one here
-(word-level tokenizer over the micro-world vocabulary, LlavaProcessor with a chat template, FACTS.md §4).
+(word-level tokenizer over the micro-world vocabulary, LlavaProcessor with a chat template, docs/design.md).
 """
 
 from __future__ import annotations

@@ -14,11 +14,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from harness.errors import HarnessError
 from test_run import TINY, zoo  # noqa: F401  (the shared reduced zoo fixture and rm-dpo's tiny overrides)
 
 from harness import registry
+from harness.errors import HarnessError
 
 METHODS = sorted(registry.names("methods"))          # every registered method, built-in or third-party
 N = 6

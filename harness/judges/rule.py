@@ -8,7 +8,7 @@ decides from the typed scene itself:
 * *informativeness* is how much of the asked-for content is right: the correct short answer = very informative;
   for descriptions, the share of the scene's objects described correctly (all = very, at least half = somewhat);
   in descriptions every claimed object is checked (class, size, colour, slot), not only the class.
-MMHal rating (FACTS.md §2): no hallucination -> 6 very informative and well-formed (the "good reasoning" tier),
+MMHal rating (docs/benchmarks.md): no hallucination -> 6 very informative and well-formed (the "good reasoning" tier),
 5 very informative, 4 somewhat, 3 not informative; with hallucination -> 2 very, 1 somewhat, 0 not.
 MM-Vet correctness: 1/0 for short answers, F1 of true claims vs the scene's objects for descriptions (partial
 credit, as the GPT grader gives for partially right open answers).

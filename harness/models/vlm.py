@@ -2,7 +2,7 @@
 
 One code path for the micro zoo's tiny LLaVA and for llava-hf checkpoints (LLaVA-1.5, LLaVA-NeXT/1.6 and
 other `AutoModelForImageTextToText` models), each with its own class, processor and chat template. Base and
-aligned checkpoints are loaded from disk the same way and put in eval mode (FACTS.md §7: evaluating an adapter inside the trainer instead of
+aligned checkpoints are loaded from disk the same way and put in eval mode (docs/design.md: evaluating an adapter inside the trainer instead of
 reloaded from disk shifted POPE's yes-ratio by up to 0.09).
 """
 

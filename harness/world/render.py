@@ -1,7 +1,7 @@
 """Deterministic 64x64 renderer: a scene (+ seed) -> a PIL image.
 
 Each class has its own silhouette AND its own surface texture, tinted by the object's colour: a small vision
-tower learns identity from texture+shape far faster than from shape alone (FACTS.md §5). Objects sit in their
+tower learns identity from texture+shape far faster than from shape alone (docs/micro-world.md). Objects sit in their
 quadrant with a small seed-dependent jitter; the background is light noise. Objects of TEXT_CLASSES (the sign)
 carry their digit in a 3x5 pixel font so OCR questions have something to read.
 """

@@ -179,7 +179,7 @@ def parse_number(text: str) -> int | None:
 
 
 def has_loop(tokens: list[str]) -> bool:
-    """A token three times in a row: the repetition loop of a degenerating decoder (FACTS §5)."""
+    """A token three times in a row: the repetition loop of a degenerating decoder (docs/micro-world.md)."""
     return any(tokens[i] == tokens[i + 1] == tokens[i + 2] for i in range(len(tokens) - 2))
 
 
@@ -191,7 +191,7 @@ _WORD_RE = re.compile(r"\w+")
 
 
 def degeneration(text: str, world: str = "micro") -> str | None:
-    """How an answer broke rather than erred (FACTS §5: a prototype degenerated on 26 % of its outputs), or None:
+    """How an answer broke rather than erred (docs/micro-world.md: a prototype degenerated on 26 % of its outputs), or None:
     "empty"; "loop" (a token three times in a row); "unterminated" (no final "." or "?": generation ran out of
     tokens); "truncated" (the last word before the "." is a function word, as in "on the .": cut short where the
     content should be). The first that fits. A class named twice is not here: that is a misreading, which the

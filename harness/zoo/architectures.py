@@ -4,7 +4,7 @@ Everyone's tests build their tiny models here: a word-level tokenizer over the m
 with a chat template, and configs/models for LLaVA, CLIP, a text-only sequence-classification reward model and the
 image-aware LLaVA reward model (harness.models.reward).
 
-FACTS.md §4 trap: LlavaProcessor needs `num_additional_image_tokens=1` with the "default" feature strategy (which
+A trap (docs/design.md): LlavaProcessor needs `num_additional_image_tokens=1` with the "default" feature strategy (which
 drops the CLS token), otherwise it emits one image token too few.
 """
 

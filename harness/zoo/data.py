@@ -2,7 +2,7 @@
 
 Images are rendered once and kept as normalised tensors (the processor's own rescale + CLIP normalisation), and
 frozen vision-tower features are computed once per image: training then only runs the projector + LM
-(FACTS.md §5: steps are overhead-bound, so cache everything that does not change).
+(docs/micro-world.md: steps are overhead-bound, so cache everything that does not change).
 """
 
 from __future__ import annotations

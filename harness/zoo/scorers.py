@@ -2,7 +2,7 @@
 
 Reward-model labels come from ground truth the way human raters would give them, with their noise: a response's
 quality is the objects it gets right minus twice the objects it invents, and malformed / repeated / empty answers
-lose (FACTS.md §5: a scorer that ignores degeneration teaches DPO to degenerate); ~10 % of pair labels are flipped.
+lose (docs/micro-world.md: a scorer that ignores degeneration teaches DPO to degenerate); ~10 % of pair labels are flipped.
 """
 
 from __future__ import annotations

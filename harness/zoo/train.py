@@ -1,7 +1,7 @@
 """Training loops of the zoo (CPU, one thread, fixed step counts so a seed reproduces the zoo).
 
 Plain torch loops rather than HF Trainer / TRL: every image feature is cached (the vision tower is frozen after its
-pre-training) and the models are tiny, so per-step overhead dominates (FACTS.md §5); a bare loop over cached
+pre-training) and the models are tiny, so per-step overhead dominates (docs/micro-world.md); a bare loop over cached
 tensors runs several times faster, and the zoo is a fixture of the harness, not one of its methods.
 """
 

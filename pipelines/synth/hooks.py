@@ -20,7 +20,7 @@ class RewardModelScorer(Scorer):
     response_reward: ResponseRewardConfig
 
     @classmethod
-    def configure(cls, cfg, run) -> "RewardModelScorer":
+    def configure(cls, cfg, run) -> RewardModelScorer:
         return cls(cfg.synth.response_reward)
 
     def identity(self) -> dict:
@@ -43,7 +43,7 @@ class RulesSelector(Selector):
     world: str
 
     @classmethod
-    def configure(cls, cfg, run) -> "RulesSelector":
+    def configure(cls, cfg, run) -> RulesSelector:
         return cls(cfg.synth.select, run.world)
 
     def describe(self) -> dict:

@@ -6,7 +6,7 @@ evaluation uses): the zoo's `micro-responder-a` / `micro-responder-b` in the mic
 real one. The name `policy` means the model being aligned (the run's base model, or in an on-policy round the
 current merged checkpoint), which makes some pairs on-policy.
 
-Speed (2 CPU cores): one job per (model, sample), run by `workers` processes with 1 torch thread each (FACTS §5:
+Speed (2 CPU cores): one job per (model, sample), run by `workers` processes with 1 torch thread each (docs/micro-world.md:
 steadier than 2 threads in one process); items are generated in order of their question so a batch holds
 answers of similar length (yes/no answers do not wait for descriptions), then put back in input order.
 """

@@ -10,7 +10,7 @@ means the same for the RM, CLIP, random or ground-truth scores), `reject_malform
 answer among the responses that fail the well-formed check when there are any: a rule-based format preference
 on top of the reward model, so the pairs name the degenerate or repeating answer as the one to avoid even when
 the reward model ranks a merely wrong answer lower). Always: the chosen answer must be well-formed
-(FACTS §5: a scorer that never sees repetition teaches the policy to repeat).
+(docs/micro-world.md: a scorer that never sees repetition teaches the policy to repeat).
 """
 
 from __future__ import annotations
