@@ -288,3 +288,14 @@ def test_amber_generative_refuses_without_its_resources(real_utils, monkeypatch,
     real_utils._AMBER_SCORER.clear()
     with pytest.raises(HarnessError, match="relation.json"):
         real_utils.amber_g_doc_to_text({"id": 1})
+
+
+def test_amber_score_from_the_printed_chair_and_f1(real_utils):
+    from benchmarks.suites import AMBER
+
+    golden = _golden("amber_g.json")
+    scorer = _recorded_scorer(real_utils, *_amber_resources())
+    rows = [real_utils.amber_g_row({"id": it["id"], "truth": it["truth"], "hallu": it["hallu"]}, it["response"],
+                                   scorer=scorer) for it in golden["items"]] + _amber_d_rows(real_utils)
+    chair, f1 = float(golden["official_output"]["CHAIR"]), float(_golden("amber_d.json")["official_output"]["all"]["f1"])
+    assert AMBER.compute(rows)["amber_score"] == pytest.approx(((100 - chair) + f1) / 2, abs=1e-9)
