@@ -401,7 +401,8 @@ def _llm_replies(prompt: str) -> str:
         return "I cannot help with that."
     if cat == "dup":                      # the same prompts whatever the batch
         batch = "same"
-    lines = [f"{i + 1}. A photo of {cat} scene {batch} number {i} with two red cups" for i in range(3)]
+    k = int(re.search(r"Write (\d+) different", prompt).group(1))
+    lines = [f"{i + 1}. A photo of {cat} scene {batch} number {i} with two red cups" for i in range(k - 1)]
     return "\n".join(lines + [lines[0]])
 
 
@@ -461,7 +462,8 @@ CPU_OVERRIDES = [  # documented config keys only: tiny image and answer sizes, f
 @pytest.mark.slow
 def test_cpu_dry_run_of_the_whole_real_path(tmp_path, monkeypatch, hub_cache, judge, capsys):
     """harness data prepare (all five suites, official formats) + harness run --world real on the preset's hub
-    ids, served offline from an HF cache of tiny random stand-ins, with a fake judge. Slow tier (minutes on 2
+    ids, served offline from an HF cache of tiny random stand-ins, with a fake OpenAI-compatible server as judge
+    and as the LLM writing prompts and questions. Slow tier (minutes on 2
     cores: SD3, two responders, ArmoRM, DPO, two checkpoints x five suites)."""
     import json
 
@@ -481,15 +483,13 @@ def test_cpu_dry_run_of_the_whole_real_path(tmp_path, monkeypatch, hub_cache, ju
     _prepare_all(write_official_releases(tmp_path / "releases"), monkeypatch, tmp_path / "data")
     fake_nlp_resources(monkeypatch)
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"category": c, "prompt": f"a {c} scene with two red cups"}) + "\n"
-                               for c in ("art", "nature", "urban", "home", "animal")))
+    judge.reply_fn = _llm_replies        # the same endpoint writes the prompts and questions (the preset's llm)
     out = tmp_path / "run"
-    rc = main(["run", "--method", "rm-dpo", "--size", "4", "--world", "real", "--out", str(out),
-               f"synth.prompts.source={prompts}", *CPU_OVERRIDES])
+    rc = main(["run", "--method", "rm-dpo", "--size", "4", "--world", "real", "--out", str(out), *CPU_OVERRIDES])
     err = capsys.readouterr().err
     assert rc == 0, err[-3000:]
     assert "trust_remote_code" in err and f"judge: judge-under-test at {judge.url}" in err
+    assert "prompts: 4 written by judge-under-test" in err
 
     rec = json.loads((out / "record.json").read_text())
     assert set(rec["checkpoints"]["base"]) == set(rec["checkpoints"]["aligned"]) == \
@@ -504,3 +504,22 @@ def test_cpu_dry_run_of_the_whole_real_path(tmp_path, monkeypatch, hub_cache, ju
     assert {"images", "prompt", "chosen", "rejected"} <= set(ds.column_names) and len(ds) == 4
     base = LlavaForConditionalGeneration.from_pretrained(built["base"])
     assert isinstance(PeftModel.from_pretrained(base, out / "adapter"), PeftModel)
+
+    # a plain sequence-classification RM in ArmoRM's place: only the rewards and pairs stages run again
+    rm = build_seqcls_rm(models / "seqcls")
+    assert main(["synth", "--method", "rm-dpo", "--size", "4", "--world", "real", "--out", str(out),
+                 *CPU_OVERRIDES, f"synth.response_reward.model={rm}",
+                 "synth.response_reward.trust_remote_code=false"]) == 0
+    err = capsys.readouterr().err
+    assert "trust_remote_code" not in err and len(load_from_disk(str(out / "dataset"))) == 4
+
+
+def test_readme_names_only_the_judge_variables_the_code_reads():
+    """(6) the README's judge variables are the ones harness/judges/openai_judge.py reads (no OPENAI_API_URL)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    code = (ROOT / "harness" / "judges" / "openai_judge.py").read_text()
+    named = set(re.findall(r"\b(?:HARNESS_JUDGE_\w+|OPENAI_\w+)\b", readme))
+    assert {"HARNESS_JUDGE_URL", "HARNESS_JUDGE_MODEL", "OPENAI_API_KEY"} <= named
+    assert all(v in code for v in named), sorted(v for v in named if v not in code)
