@@ -128,7 +128,8 @@ def test_degenerate_rate_reads_the_row_flag_and_every_suite_reports_it():
     for name in MICRO_DEFAULT + REAL_DEFAULT:
         suite = load("suites", name)
         m = suite.metric("degenerate")
-        assert m.direction == "lower" and m.test == "mcnemar" and suite.version == "2"
+        # version 2 added `degenerate`; the real suites' version 3 scores as the benchmarks' own code
+        assert m.direction == "lower" and m.test == "mcnemar" and suite.version in ("2", "3")
 
 
 def test_judged_metrics_skip_failures():

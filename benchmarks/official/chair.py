@@ -92,7 +92,7 @@ def caption_objects(caption: str, tokenize) -> tuple[list[str], list[str]]:
 def truth_classes(names) -> list[str]:
     """Ground-truth object names (COCO categories or caption words) -> their classes, as the script maps them."""
     _, to_class = vocabulary()
-    return sorted({to_class.get(n, n) for n in names})
+    return list(dict.fromkeys(to_class.get(n, n) for n in names))      # in the given order, once each
 
 
 def score_caption(caption: str, truth: list[str], tokenize) -> dict:
