@@ -114,3 +114,35 @@ def test_mismatched_ids_are_counted_and_refused(micro_pope_answers, tmp_path, ca
     bad.write_text(json.dumps({"question_id": 1, "text": "yes"}) + "\n")
     code, _ = _score(tmp_path, "micro-pope", bad)
     assert code == 2 and "expected an object with 'id'" in capsys.readouterr().err
+
+
+def test_score_reproduces_the_official_chair_on_saved_captions(tmp_path):
+    """harness score's path (documents + the task's own process_results) on the CHAIR golden captions gives
+    chair.py's CHAIRs / CHAIRi (tests/golden/chair.json)."""
+    import dataclasses
+    import shutil
+
+    from benchmarks.official import nlp
+    from benchmarks.suites import OBJECT_HALBENCH
+    from harness.errors import HarnessError
+    from harness.score import score_rows
+
+    try:
+        nlp.require_tokenizer()
+    except HarnessError as e:
+        pytest.skip(str(e))
+    real = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "real"
+    folder = tmp_path / "real"
+    (folder / "data").mkdir(parents=True)
+    for name in ("harness_object_halbench.yaml", "utils.py"):
+        shutil.copy2(real / name, folder / name)
+    golden = json.loads((Path(__file__).parent / "golden" / "chair.json").read_text())
+    docs = [{"image_id": it["image_id"], "image": "x.jpg", "question": "Describe.", "truth": it["truth"]}
+            for it in golden["items"]]
+    (folder / "data" / "object_halbench.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    suite = dataclasses.replace(OBJECT_HALBENCH, include=folder)
+    rows, mismatch = score_rows(suite, {f"ohb-{it['image_id']}": it["caption"] for it in golden["items"]})
+    assert mismatch == {"missing": 0, "unknown": 0}
+    values = suite.compute(rows)
+    assert repr(values["chair_s"]) == golden["official_output"]["CHAIRs"]
+    assert repr(values["chair_i"]) == golden["official_output"]["CHAIRi"]
