@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -111,7 +112,8 @@ class Server:
         self.log_path = Path(log) if log else Path(self.checkpoint).parent / f"vllm-{self.port}.log"
         self.cmd = [vllm_python(), "-m", "vllm.entrypoints.openai.api_server", "--model", self.checkpoint,
                     "--served-model-name", name, "--host", "127.0.0.1", "--port", str(self.port),
-                    "--dtype", "float32", "--seed", "0", *extra_args]
+                    "--dtype", os.environ.get("HARNESS_VLLM_DTYPE", "float32"), "--seed", "0",
+                    *shlex.split(os.environ.get("HARNESS_VLLM_ARGS", "")), *extra_args]
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "Server":
@@ -119,6 +121,9 @@ class Server:
             raise HarnessError(f"no vLLM environment at {self.cmd[0]}: run `bash scripts/vllm-env.sh` "
                                "(or point HARNESS_VLLM_PYTHON at one; docs/engines.md)")
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+        from harness import parallel
+        if parallel.world_size() > 1 and "CUDA_VISIBLE_DEVICES" not in env:
+            env["CUDA_VISIBLE_DEVICES"] = str(parallel.local_rank())    # one server per rank, on the rank's GPU
         for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):   # not one of our ranks
             env.pop(k, None)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,233 @@
+"""Performance, side by side: what the harness's engines buy against what a user would run instead.
+
+    python -m benchmarks.perf                       # every section, small sizes
+    python -m benchmarks.perf --only vllm --prompts 256
+    python -m benchmarks.perf --only lmms,dp --items 200 --pairs 100
+
+Sections (each prints its own rows; the summary prints every ratio in one table at the end):
+- `lmms`: `harness eval` vs lmms-eval's stock `llava_hf` model on micro-POPE (same task, same checkpoint, the
+  first --items documents), wall time of the whole command each, and how many answers agree. `llava_hf` refuses
+  batch sizes above 1 and imports `decord` (video decoding; not in the lock, never used for images): the
+  benchmark gives it a stand-in module.
+- `vllm`: vLLM's server (engine `vllm`) vs HF `generate` at batch 1 and batched, on --prompts micro-CHAIR
+  descriptions (40 new tokens, greedy, fp32), one thread each (the server's engine pins one core): prompts/s
+  after start-up, start-up apart, and greedy agreement with HF.
+- `dp`: 2 processes (torchrun-style ranks, gloo) vs 1 for synthesis (`harness synth --size --pairs`), evaluation
+  (`harness eval --limit --items`) and DPO (`harness train`, the same dataset): each stage's wall time from its
+  record, and whether the outputs are the same (dataset bytes, samples bytes).
+Not a test: numbers depend on the machine and its load; README quotes what was measured, with the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS: list[tuple[str, str, float, float]] = []      # (what, against, ours, theirs) -> ratio theirs/ours
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _env(cache: Path, **extra) -> dict:
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "HARNESS_QUIET": "1", "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", **extra}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    return env
+
+
+def _run(cmd: list[str], env: dict, world: int = 1) -> float:
+    """Wall seconds of `python -m harness.cli ...` in `world` torchrun-style ranks; failure stops the benchmark."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "harness.cli", *cmd], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env={**env, **({"RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(world),
+                                              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+                                             if world > 1 else {})}) for r in range(world)]
+    outs = [p.communicate() for p in procs]
+    wall = time.perf_counter() - t0
+    for p, (_, err) in zip(procs, outs):
+        if p.returncode:
+            raise SystemExit(f"failed ({p.returncode}): {' '.join(cmd)}\n{err[-3000:]}")
+    return wall
+
+
+def _record(run_dir: Path) -> dict:
+    return json.loads((run_dir / "record.json").read_text())
+
+
+# ------------------------------------------------------------------ harness eval vs lmms-eval llava_hf
+
+def _stock_llava_hf(model_dir: Path, include: str, limit: int, out: Path) -> list[str]:
+    """lmms-eval's own `llava_hf` model on harness_micro_pope, in this process, batch 1 (all it allows)."""
+    sys.modules.setdefault("decord", types.SimpleNamespace(VideoReader=None, cpu=None, __name__="decord"))
+    import torch
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+    torch.set_num_threads(1)
+    res = simple_evaluate(model="llava_hf", model_args=f"pretrained={model_dir},device_map=cpu,dtype=float32",
+                          tasks=["harness_micro_pope"], task_manager=TaskManager(include_path=include,
+                                                                                 include_defaults=False),
+                          limit=limit, batch_size=1, log_samples=True, bootstrap_iters=0, device="cpu")
+    rows = sorted(res["samples"]["harness_micro_pope"], key=lambda s: s["doc_id"])
+    return [(r["resps"][0][0] if isinstance(r["resps"][0], list) else r["resps"][0]) for r in rows]
+
+
+def bench_lmms(items: int, work: Path) -> None:
+    from benchmarks.micro_data import build_micro_tasks
+    from harness.evaluate import load_samples
+    from harness.models.vlm import resolve_checkpoint
+    _say(f"[lmms] harness eval vs lmms-eval llava_hf, micro-POPE, {items} items")
+    env = _env(work / "cache-lmms")
+    ours = _run(["eval", "--model", "micro-llava", "--suites", "micro-pope", "--limit", str(items),
+                 "--out", str(work / "eval-ours"), "--batch-size", "64"], env)
+    code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.perf import _stock_llava_hf; "
+            f"from pathlib import Path; print(json.dumps(_stock_llava_hf(Path({str(resolve_checkpoint('micro-llava'))!r}), "
+            f"{str(build_micro_tasks())!r}, {items}, Path('.'))))")
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    theirs = time.perf_counter() - t0
+    if p.returncode:
+        raise SystemExit(f"lmms-eval llava_hf failed:\n{p.stderr[-3000:]}")
+    stock = json.loads(p.stdout.strip().splitlines()[-1])
+    mine = [r.get("prediction", r.get("response", "")) for r in load_samples(work / "eval-ours", "base", "micro-pope")]
+    same = sum(a.strip() == b.strip() for a, b in zip(mine, stock))
+    _say(f"  harness eval {ours:.1f} s, lmms-eval llava_hf {theirs:.1f} s; {same}/{len(stock)} answers identical")
+    RESULTS.append((f"harness eval, micro-POPE {items} items ({same}/{len(stock)} same answers)",
+                    "lmms-eval llava_hf (batch 1)", ours, theirs))
+
+
+# ------------------------------------------------------------------ vLLM vs HF generate
+
+def _chair_prompts(n: int):
+    from PIL import Image
+
+    from benchmarks.micro_data import build_micro_tasks
+    root = build_micro_tasks()
+    docs = [json.loads(line) for line in (root / "data" / "chair.jsonl").read_text().splitlines()][:n]
+    images = []
+    for d in docs:
+        with Image.open(root / d["image"]) as im:
+            images.append(im.convert("RGB"))
+    return images, [d["question"] for d in docs]
+
+
+def bench_vllm(prompts: int, batch: int, work: Path) -> None:
+    import torch
+
+    from harness.engines import vllm as V
+    from harness.engines.serve import _cache, _identity
+    from harness.models.vlm import generate, load_vlm
+    os.environ.setdefault("HARNESS_CACHE_DIR", str(work / "cache-vllm"))
+    images, questions = _chair_prompts(prompts)
+    torch.set_num_threads(1)
+    model, processor = load_vlm("micro-llava")
+    _say(f"[vllm] {len(questions)} prompts x 40 new tokens, greedy, 1 thread each")
+    t0 = time.perf_counter()
+    hf1 = generate(model, processor, images, questions, max_new_tokens=40, batch_size=1)
+    t_hf1 = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hfb = generate(model, processor, images, questions, max_new_tokens=40, batch_size=batch)
+    t_hfb = time.perf_counter() - t0
+    ckpt = V.prepare_checkpoint("micro-llava", None, _cache() / _identity("micro-llava", None))
+    t0 = time.perf_counter()
+    with V.Server(ckpt, log=work / "vllm-server.log") as srv:
+        start = time.perf_counter() - t0
+        V.generate(srv.url, srv.name, images[:4], questions[:4], max_new_tokens=40)      # warm-up
+        t0 = time.perf_counter()
+        vl = V.generate(srv.url, srv.name, images, questions, max_new_tokens=40, concurrency=len(questions))
+        t_vl = time.perf_counter() - t0
+    n = len(questions)
+    same1, sameb = sum(a == b for a, b in zip(vl, hf1)), sum(a == b for a, b in zip(vl, hfb))
+    _say(f"  HF batch 1: {n / t_hf1:.1f} prompts/s; HF batch {batch}: {n / t_hfb:.1f}; vLLM: {n / t_vl:.1f} "
+         f"(server start {start:.0f} s); greedy identical to HF: {same1}/{n} (batch 1), {sameb}/{n} (batch {batch})")
+    RESULTS.append((f"vLLM generate ({sameb}/{n} = HF greedy)", f"HF generate batch {batch}", t_vl, t_hfb))
+    RESULTS.append((f"vLLM generate ({same1}/{n} = HF greedy)", "HF generate batch 1", t_vl, t_hf1))
+    RESULTS.append(("vLLM server start-up (once per checkpoint)", "-", start, float("nan")))
+
+
+# ------------------------------------------------------------------ 2 processes vs 1
+
+def bench_dp(pairs: int, items: int, work: Path) -> None:
+    tiny = ["synth.responders.workers=1", "synth.response_reward.workers=1", "rounds=1"]
+    _say(f"[dp] 2 ranks vs 1: synth {pairs} pairs, eval {items} items per suite, DPO on the same dataset")
+    walls = {}
+    for world in (1, 2):
+        env = _env(work / f"cache-dp{world}")
+        out = work / f"dp{world}"
+        walls[("synth", world)] = _run(["synth", "--method", "rm-dpo", "--size", str(pairs), "--out", str(out), *tiny],
+                                       env, world)
+        walls[("train", world)] = _run(["train", "--method", "rm-dpo", "--size", str(pairs), "--out", str(out), *tiny],
+                                       env, world)
+        walls[("eval", world)] = _run(["eval", "--model", "micro-llava", "--suites", "micro-pope,micro-chair",
+                                       "--limit", str(items), "--out", str(work / f"dp{world}-eval")], env, world)
+    same_data = all(f.read_bytes() == (work / "dp2" / "dataset" / f.name).read_bytes()
+                    for f in (work / "dp1" / "dataset").glob("*.arrow"))
+    same_samples = all(f.read_bytes() == (work / "dp2-eval" / f.relative_to(work / "dp1-eval")).read_bytes()
+                       for f in (work / "dp1-eval" / "samples").rglob("*.jsonl"))
+    t1, t2 = _record(work / "dp1")["timings"], _record(work / "dp2")["timings"]
+    _say(f"  synth {walls[('synth', 1)]:.0f} s -> {walls[('synth', 2)]:.0f} s (same dataset: {same_data}); "
+         f"DPO stage {t1.get('train', float('nan')):.0f} s -> {t2.get('train', float('nan')):.0f} s; eval "
+         f"{walls[('eval', 1)]:.0f} s -> {walls[('eval', 2)]:.0f} s (same samples: {same_samples})")
+    RESULTS.append((f"synth {pairs} pairs, 2 ranks (same dataset: {same_data})", "1 process",
+                    walls[("synth", 2)], walls[("synth", 1)]))
+    RESULTS.append(("DPO stage, 2 ranks DDP (same batch per step)", "1 process", t2.get("train", float("nan")),
+                    t1.get("train", float("nan"))))
+    RESULTS.append((f"eval 2 suites x {items}, 2 ranks (same samples: {same_samples})", "1 process",
+                    walls[("eval", 2)], walls[("eval", 1)]))
+
+
+def summary() -> None:
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title="benchmarks.perf: seconds and speed-up (theirs / ours)")
+    for col in ("ours", "seconds", "against", "seconds", "speed-up"):
+        t.add_column(col)
+    for what, against, ours, theirs in RESULTS:
+        ratio = theirs / ours if ours and theirs == theirs else float("nan")
+        t.add_row(what, f"{ours:.1f}", against, f"{theirs:.1f}", f"{ratio:.2f}x")
+    Console().print(t)
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end", flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.perf", description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="lmms,vllm,dp", help="comma-separated sections: lmms, vllm, dp")
+    ap.add_argument("--items", type=int, default=100, help="items per suite for the evaluation comparisons")
+    ap.add_argument("--prompts", type=int, default=64, help="prompts for vLLM vs HF generate")
+    ap.add_argument("--batch", type=int, default=64, help="HF generate batch size for the batched comparison")
+    ap.add_argument("--pairs", type=int, default=100, help="preference pairs for the 2-vs-1-process synthesis")
+    ap.add_argument("--work", default=None, help="scratch directory (default: a temporary one)")
+    args = ap.parse_args(argv)
+    sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = sections - {"lmms", "vllm", "dp"}
+    if unknown:
+        ap.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="harness-perf-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if "lmms" in sections:
+        bench_lmms(args.items, work)
+    if "vllm" in sections:
+        bench_vllm(args.prompts, args.batch, work)
+    if "dp" in sections:
+        bench_dp(args.pairs, args.items, work)
+    summary()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
