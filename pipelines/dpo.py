@@ -77,7 +77,7 @@ def train_dpo(cfg: DPOTrainConfig, *, base: str, dataset_dir: str | Path, out_di
     import torch
     from datasets import load_from_disk
     from peft import LoraConfig
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
+    from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import DPOConfig, DPOTrainer
 
     from pipelines.synth.models import resolve
@@ -92,7 +92,7 @@ def train_dpo(cfg: DPOTrainConfig, *, base: str, dataset_dir: str | Path, out_di
     from harness import train_progress
     with train_progress.quiet_loading():           # no "Loading weights" bars
         processor = AutoProcessor.from_pretrained(path)
-        model = LlavaForConditionalGeneration.from_pretrained(
+        model = AutoModelForImageTextToText.from_pretrained(
             path, use_safetensors=True, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
     if cfg.loss_weights is not None and len(cfg.loss_weights) != len(cfg.loss_type):
         raise HarnessError(f"train.loss_weights has {len(cfg.loss_weights)} entries for "
@@ -146,11 +146,11 @@ def merge_adapter(base: str, adapter: str | Path, out: str | Path) -> Path:
     """base + adapter -> a full HF checkpoint (safetensors) with the base's processor."""
     import torch
     from peft import PeftModel
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
+    from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from pipelines.synth.models import resolve
     path = resolve(base) if not Path(base).is_dir() else Path(base)
-    model = LlavaForConditionalGeneration.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(out), safe_serialization=True)
     AutoProcessor.from_pretrained(path).save_pretrained(str(out))
@@ -161,7 +161,7 @@ def combine_adapters(base: str, adapters: list[str | Path], out: str | Path) -> 
     """Adapters trained in sequence (round k on base + rounds < k merged) -> one adapter for `base`."""
     import torch
     from peft import PeftModel
-    from transformers import LlavaForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
 
     from pipelines.synth.models import resolve
     out = Path(out)
@@ -170,7 +170,7 @@ def combine_adapters(base: str, adapters: list[str | Path], out: str | Path) -> 
         shutil.copytree(adapters[0], out)
         return out
     path = resolve(base) if not Path(base).is_dir() else Path(base)
-    model = LlavaForConditionalGeneration.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
     names = [f"round{i + 1}" for i in range(len(adapters))]
     peft_model = PeftModel.from_pretrained(model, str(adapters[0]), adapter_name=names[0])
     for name, a in zip(names[1:], adapters[1:]):

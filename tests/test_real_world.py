@@ -523,3 +523,28 @@ def test_readme_names_only_the_judge_variables_the_code_reads():
     named = set(re.findall(r"\b(?:HARNESS_JUDGE_\w+|OPENAI_\w+)\b", readme))
     assert {"HARNESS_JUDGE_URL", "HARNESS_JUDGE_MODEL", "OPENAI_API_KEY"} <= named
     assert all(v in code for v in named), sorted(v for v in named if v not in code)
+
+
+@pytest.mark.slow
+def test_llava_next_as_the_base_trains_merges_and_reloads(llava_next, tmp_path):
+    """(2) as the base of DPO + LoRA and as the merged on-policy sampler (slow tier: ~20 s, mostly TRL's import)."""
+    from datasets import Dataset
+    from PIL import Image
+
+    from harness.models.vlm import generate, load_vlm
+    from pipelines.dpo import DPOTrainConfig, merge_adapter, train_dpo
+
+    def turn(role, text, image=False):
+        return [{"role": role, "content": ([{"type": "image"}] if image else []) + [{"type": "text", "text": text}]}]
+    Dataset.from_dict({"prompt": [turn("user", "describe this image .", True)] * 4,
+                       "chosen": [turn("assistant", "there is a small red cup on the top left .")] * 4,
+                       "rejected": [turn("assistant", "there is a big blue dog .")] * 4,
+                       "images": [[Image.new("RGB", (48, 32), (200, 30, 30))]] * 4}).save_to_disk(str(tmp_path / "ds"))
+    cfg = DPOTrainConfig(lr=1e-2, lora_r=2, lora_alpha=4, lora_dropout=0.0, batch_size=2, max_steps=2,
+                         warmup_ratio=0.0, bf16=False, gradient_checkpointing=False)
+    summary = train_dpo(cfg, base=str(llava_next), dataset_dir=tmp_path / "ds", out_dir=tmp_path / "out", seed=0)
+    assert summary["steps"] == 2
+    merged = merge_adapter(str(llava_next), tmp_path / "out" / "adapter", tmp_path / "merged")
+    model, proc = load_vlm(str(merged))
+    assert type(model).__name__ == "LlavaNextForConditionalGeneration"
+    assert len(generate(model, proc, [Image.new("RGB", (40, 40))], ["what is it ?"], max_new_tokens=3)) == 1
