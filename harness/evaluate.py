@@ -28,6 +28,7 @@ from harness.record import (
 )
 from harness.suite import Suite
 
+
 def resolve_suites(suites: Iterable[str | Suite] | str) -> list[Suite]:
     from harness.registry import load
 

@@ -17,9 +17,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator
 
 PR_SET_PDEATHSIG = 1       # linux/prctl.h
 

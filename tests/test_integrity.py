@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import pytest
 from harness.errors import HarnessError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_fixtures import build_tiny_llava  # noqa: E402
+from eval_fixtures import build_tiny_llava
 
 REAL = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "real"
 
