@@ -22,7 +22,7 @@ from pathlib import Path
 from harness.config import parse_size, resolve, size_label, to_dict
 from harness import parallel
 from harness.errors import HarnessError
-from harness.failures import RUN_LOG, RunConsole, record_failures
+from harness.failures import ERROR_LOG, RUN_LOG, RunConsole, record_failures
 from harness.io import ensure_writable_dir, stable_hash, write_text
 from harness.record import RunRecord, git_commit, machine_description, now_iso, package_versions
 from harness.stages import Stages, code_version
@@ -354,6 +354,7 @@ def _finish(rec: RunRecord, run_dir: Path, quiet: bool) -> None:
     from harness.tables import before_after_markdown
     write_text(run_dir / "table.md", before_after_markdown(rec))
     rec.save(run_dir / "record.json")      # last: its presence marks the run finished
+    (run_dir / ERROR_LOG).unlink(missing_ok=True)   # an earlier attempt's traceback (run.log keeps its message)
     _print_table(rec, quiet)
 
 

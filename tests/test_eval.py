@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RunFailed
 
 sys.path.insert(0, str(Path(__file__).parent))
 from eval_fixtures import LLAVA15_TEMPLATE, build_tiny_llava, build_tiny_lora
@@ -184,7 +184,7 @@ def test_corrupt_image_is_a_clear_error(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     folder = build_micro_tasks()
     (folder / "images" / "chair-0001.png").write_bytes(b"not a png")
-    with pytest.raises(HarnessError, match="corrupt or missing image"):
+    with pytest.raises(RunFailed, match="corrupt or missing image"):     # found mid-evaluation: exit 3
         evaluate_checkpoint(str(tiny), suites=["micro-chair"], out_dir=tmp_path / "out", limit=3, progress=False)
     assert not (tmp_path / "out" / "samples" / "base" / "micro-chair.jsonl").exists()
 

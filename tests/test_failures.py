@@ -118,6 +118,19 @@ def test_synth_and_train_commands_share_the_taxonomy(env, monkeypatch):
     assert rec["error"]["message"] == "OSError: adapter write failed"
 
 
+def test_eval_failure_exits_3_with_error_record(env, monkeypatch, capsys):
+    import harness.evaluate
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("generation crashed")
+    monkeypatch.setattr(harness.evaluate, "evaluate_checkpoint", broken)
+    assert _cli(["eval", "--model", "micro-llava", "--suites", "micro-pope", "--out", str(env / "ev")]) == 3
+    assert "run failed: stage eval: RuntimeError: generation crashed" in capsys.readouterr().err
+    rec = _error_record(env / "ev")
+    assert rec["kind"] == "eval" and rec["error"]["stage"] == "eval"
+    assert "generation crashed" in (env / "ev" / "error.log").read_text()
+
+
 def test_api_raises_run_failed_chained_to_the_cause(env, monkeypatch):
     from harness import api
     cause = RuntimeError("inner")
