@@ -1,11 +1,13 @@
 """`harness score --suite SUITE --predictions FILE.jsonl --out DIR`: score saved answers, no model.
 
-A paper's released outputs, another harness's samples or our own samples file: one JSON object per line with
-`id` and `prediction` (`response` or `answer` are read too: AMBER's and POPE's own field names). Each answer
+A paper's released outputs, another harness's samples or our own samples file: JSON lines (or one JSON list)
+of objects with `id` and `prediction` (`response` or `answer` are read too: AMBER's and POPE's own field names).
+The id is the harness's row id (as in a samples file: `amber-d-1005`, `random-17`) or the benchmark's own id
+(`1005`) where that names one item only in the suite (not POPE's, numbered per split). Each answer
 is turned into the suite's per-item row by the same code an evaluation uses (the task's process_results on the
 suite's own document, or benchmarks.rows for the POPE tasks), judged when the suite is judged, and written as
 `DIR/samples/<checkpoint>/<suite>.jsonl` + `DIR/record.json` (kind "score"), exactly as `harness eval` writes
-them. Ids are the harness's row ids (those in a samples file, e.g. `amber-d-1005`, `random-17`).
+them.
 
 Nothing is dropped silently: a duplicate id, an id the suite does not have, or an item with no answer is an
 error before any scoring, naming how many and which; `--partial` scores a subset instead and records the
@@ -32,9 +34,14 @@ def read_predictions(path: str | Path) -> tuple[dict[str, str], dict[str, int]]:
         raise HarnessError(f"predictions file not found: {path}")
     answers: dict[str, str] = {}
     seen: dict[str, int] = {}
-    for n, row in enumerate(read_jsonl(path), 1):
-        field = next((f for f in PREDICTION_FIELDS if f in row), None)
-        if not isinstance(row, dict) or "id" not in row or field is None:
+    text = path.read_text(encoding="utf-8")
+    try:    # a JSON list (AMBER's response files) or JSON lines
+        rows = json.loads(text) if text.lstrip().startswith("[") else read_jsonl(path)
+    except ValueError as e:
+        raise HarnessError(f"{path}: not JSON lines nor a JSON list: {e}") from None
+    for n, row in enumerate(rows, 1):
+        field = next((f for f in PREDICTION_FIELDS if f in row), None) if isinstance(row, dict) else None
+        if field is None or "id" not in row:
             raise HarnessError(f"{path} line {n}: expected an object with 'id' and one of "
                                f"{', '.join(PREDICTION_FIELDS)}")
         key = str(row["id"])
@@ -90,8 +97,11 @@ def _task_yaml(suite, task: str) -> _TaskYaml:
     raise HarnessError(f"task {task} not found under {folder}")
 
 
-def _rows_for(suite, task: str, answers_of) -> list[tuple[str, dict | None]]:
-    """[(row id, row built from the answer or None when there is no answer)] for every document of `task`."""
+NATIVE_ID_FIELDS = ("id", "question_id", "image_id")     # the benchmarks' own id fields, in this order
+
+
+def _items(suite, task: str) -> list[tuple[str, str | None, object]]:
+    """[(row id, the document's own id, build(answer) -> row)] for every document of `task`."""
     from benchmarks.rows import rows_from_samples
 
     y = _task_yaml(suite, task)
@@ -106,19 +116,28 @@ def _rows_for(suite, task: str, answers_of) -> list[tuple[str, dict | None]]:
         return build(task, [sample])[0]
     out = []
     for i, doc in enumerate(y.documents()):
-        key = row(i, doc, "")["id"]
-        answer = answers_of(key)
-        out.append((key, None if answer is None else row(i, doc, answer)))
+        native = next((str(doc[f]) for f in NATIVE_ID_FIELDS if doc.get(f) is not None), None)
+        out.append((row(i, doc, "")["id"], native, lambda answer, i=i, doc=doc: row(i, doc, answer)))
     return out
+
+
+def _rows_for(suite, task: str, answers_of) -> list[tuple[str, dict | None]]:
+    """[(row id, row built from the answer or None when there is no answer)] for every document of `task`."""
+    return [(key, None if answers_of(key) is None else build(answers_of(key)))
+            for key, _, build in _items(suite, task)]
 
 
 def score_rows(suite, answers: dict[str, str], partial: bool = False) -> tuple[list[dict], dict[str, int]]:
     """The suite's rows for `answers` -> (rows, {"missing": n, "unknown": n}); HarnessError on a mismatch
     unless `partial`."""
-    built = [pair for task in suite.tasks for pair in _rows_for(suite, task, answers.get)]
-    known = {key for key, _ in built}
+    items = [item for task in suite.tasks for item in _items(suite, task)]
+    answer_of = _matcher(items, answers)
+    built = [(key, None if answer_of(key, native) is None else build(answer_of(key, native)))
+             for key, native, build in items]
+    known = {key for key, _, _ in items}
+    used = {key if key in answers else native for key, native, _ in items if answer_of(key, native) is not None}
     missing = [key for key, row in built if row is None]
-    unknown = [key for key in answers if key not in known]
+    unknown = [key for key in answers if key not in used]
     if (missing or unknown) and not partial:
         raise HarnessError(
             f"predictions do not match suite {suite.name} ({len(known)} items): {len(missing)} items have no "
@@ -126,6 +145,21 @@ def score_rows(suite, answers: dict[str, str], partial: bool = False) -> tuple[l
             f"{', '.join(unknown[:3]) or '-'}); ids look like {', '.join(sorted(known)[:2])}; "
             "--partial scores the matching ones and records both counts")
     return [row for _, row in built if row is not None], {"missing": len(missing), "unknown": len(unknown)}
+
+
+def _matcher(items, answers: dict[str, str]):
+    """answer_of(row id, native id): by the harness's row id, else by the benchmark's own id (AMBER's 1005,
+    MMHal's image id...) when that id names one item only in the whole suite."""
+    counts: dict[str, int] = {}
+    for _, native, _ in items:
+        if native is not None:
+            counts[native] = counts.get(native, 0) + 1
+
+    def answer_of(key: str, native: str | None) -> str | None:
+        if key in answers:
+            return answers[key]
+        return answers.get(native) if native is not None and counts[native] == 1 else None
+    return answer_of
 
 
 def score_cli(args) -> object:

@@ -116,11 +116,45 @@ def test_mismatched_ids_are_counted_and_refused(micro_pope_answers, tmp_path, ca
     assert code == 2 and "expected an object with 'id'" in capsys.readouterr().err
 
 
+def _real_task_folder(tmp_path, yaml_name: str, data_name: str, docs: list[dict]) -> Path:
+    import shutil
+
+    real = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "real"
+    folder = tmp_path / "real"
+    (folder / "data").mkdir(parents=True)
+    for name in (yaml_name, "utils.py"):
+        shutil.copy2(real / name, folder / name)
+    (folder / "data" / data_name).write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return folder
+
+
+def test_score_reads_amber_response_files_with_amber_ids(tmp_path, capsys):
+    """AMBER's own response format (a JSON list of {id, response}, ids as in annotations.json) scored by
+    `harness score` gives inference.py's printed numbers (tests/golden/amber_d.json)."""
+    import dataclasses
+
+    from benchmarks.suites import AMBER
+    from harness.score import read_predictions, score_rows
+
+    golden = json.loads((Path(__file__).parent / "golden" / "amber_d.json").read_text())
+    docs = [{"id": it["id"], "image": "x.jpg", "query": "q", "truth": it["truth"], "type": it["type"]}
+            for it in golden["items"]]
+    folder = _real_task_folder(tmp_path, "harness_amber_d.yaml", "amber_d.jsonl", docs)
+    suite = dataclasses.replace(AMBER, tasks=("harness_amber_d",), include=folder)
+    responses = tmp_path / "responses.json"
+    responses.write_text(json.dumps([{"id": it["id"], "response": it["response"]} for it in golden["items"]]))
+    answers, duplicates = read_predictions(responses)
+    rows, mismatch = score_rows(suite, answers)
+    assert not duplicates and mismatch == {"missing": 0, "unknown": 0}
+    values = suite.compute(rows)
+    assert f"{values['d_f1']:.1f}" == golden["official_output"]["all"]["f1"]
+    assert f"{values['existence_f1']:.1f}" == golden["official_output"]["existence"]["f1"]
+
+
 def test_score_reproduces_the_official_chair_on_saved_captions(tmp_path):
     """harness score's path (documents + the task's own process_results) on the CHAIR golden captions gives
     chair.py's CHAIRs / CHAIRi (tests/golden/chair.json)."""
     import dataclasses
-    import shutil
 
     from benchmarks.official import nlp
     from benchmarks.suites import OBJECT_HALBENCH
@@ -131,15 +165,10 @@ def test_score_reproduces_the_official_chair_on_saved_captions(tmp_path):
         nlp.require_tokenizer()
     except HarnessError as e:
         pytest.skip(str(e))
-    real = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "real"
-    folder = tmp_path / "real"
-    (folder / "data").mkdir(parents=True)
-    for name in ("harness_object_halbench.yaml", "utils.py"):
-        shutil.copy2(real / name, folder / name)
     golden = json.loads((Path(__file__).parent / "golden" / "chair.json").read_text())
     docs = [{"image_id": it["image_id"], "image": "x.jpg", "question": "Describe.", "truth": it["truth"]}
             for it in golden["items"]]
-    (folder / "data" / "object_halbench.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    folder = _real_task_folder(tmp_path, "harness_object_halbench.yaml", "object_halbench.jsonl", docs)
     suite = dataclasses.replace(OBJECT_HALBENCH, include=folder)
     rows, mismatch = score_rows(suite, {f"ohb-{it['image_id']}": it["caption"] for it in golden["items"]})
     assert mismatch == {"missing": 0, "unknown": 0}
