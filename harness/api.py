@@ -123,6 +123,9 @@ def prepare(method: str, size: str | int, world: str = "micro", out: str | Path 
     _check_suites(settings.suites, world)
     if settings.judge not in registry.names("judges"):
         raise HarnessError(f"unknown judge {settings.judge!r} (known: {', '.join(sorted(registry.names('judges')))})")
+    if any(registry.load("suites", s).judged for s in settings.suites):
+        from harness.judges import load_judge
+        load_judge(settings.judge)     # its settings (e.g. HARNESS_JUDGE_TIMEOUT) refused now, not after training
     check_model(settings.base_model)
     if m.check is not None:
         m.check(cfg, settings)

@@ -519,7 +519,7 @@ def test_hanging_judge_is_declared_down_in_seconds(env, servers, monkeypatch):
         OpenAIJudge(base_url=server.url)
     monkeypatch.setenv("HARNESS_JUDGE_RETRIES", "0")
     monkeypatch.setenv("HARNESS_JUDGE_TIMEOUT", "soon")
-    with pytest.raises(HarnessError, match="HARNESS_JUDGE_TIMEOUT: expected a float"):
+    with pytest.raises(HarnessError, match="HARNESS_JUDGE_TIMEOUT: expected a number"):
         OpenAIJudge(base_url=server.url)
 
 
@@ -559,3 +559,12 @@ def test_workers_die_when_their_run_is_killed():
     while time.time() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.1)
     assert not any(_alive(p) for p in pids)
+
+
+def test_bad_judge_setting_is_refused_before_any_work(env, monkeypatch):
+    from harness import api
+
+    monkeypatch.setenv("HARNESS_JUDGE_RETRIES", "many")
+    with pytest.raises(HarnessError, match="HARNESS_JUDGE_RETRIES: expected an integer"):
+        api.prepare("rm-dpo", "2k", "micro", env / "run", None, ["judge=openai"], "micro-mmhal")
+    assert not (env / "run").exists()

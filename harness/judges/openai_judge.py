@@ -217,7 +217,7 @@ def _setting(env: str, given, default, kind, minimum):
     try:
         value = kind(value)
     except (TypeError, ValueError):
-        raise HarnessError(f"{env}: expected a {kind.__name__}, got {value!r}") from None
+        raise HarnessError(f"{env}: expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
     if not value >= minimum:          # also refuses NaN
         raise HarnessError(f"{env} must be >= {minimum}, got {value!r}")
     return value
