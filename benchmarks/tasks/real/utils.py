@@ -160,11 +160,15 @@ def amber_scorer() -> official_amber.GenerativeScorer:
 
 
 def amber_g_row(doc, pred: str, scorer=None) -> dict:
+    """`scorer`: an injected GenerativeScorer (tests); default AMBER's, whose model and resources each row records."""
     truth, hallu = list(doc.get("truth") or []), list(doc.get("hallu") or [])
-    scored = (scorer or amber_scorer()).score(pred, truth, hallu)
+    matcher = amber_matcher()
+    if scorer is None:
+        scorer = amber_scorer()
+        matcher.update(nlp.describe(matcher["spacy_model"]))
     row = {"id": f"amber-g-{doc.get('question_id', doc.get('id'))}", "kind": "generative",
            "question": "Describe this image.", "prediction": pred, "target": ", ".join(truth), "truth": truth,
-           "hallu": hallu, "matcher": amber_matcher(), **scored}
+           "hallu": hallu, "matcher": matcher, **scorer.score(pred, truth, hallu)}
     row.update(_broken(pred))
     return row
 
@@ -188,7 +192,8 @@ def object_halbench_process_results(doc, results):
     row = {"id": f"ohb-{doc.get('image_id', doc.get('id'))}", "kind": "generative",
            "question": doc.get("question") or "Please describe this image in detail.", "prediction": pred,
            "target": ", ".join(doc.get("truth") or []),
-           **official_chair.score_caption(pred, list(doc.get("truth") or []), nlp.word_tokenize)}
+           **official_chair.score_caption(pred, list(doc.get("truth") or []), nlp.word_tokenize),
+           "nlp": nlp.describe()}      # which Punkt parameters tokenised it (docs/benchmarks.md § NLP resources)
     row.update(_broken(pred))
     return {"harness_items": row}
 
