@@ -160,6 +160,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             return int(value)
         except ValueError:
             pass
+    if tp is int and isinstance(value, bool):     # bool is an int to isinstance: `seed=true` would be seed 1
+        raise HarnessError(f"config key {key!r} must be int, got {value!r}")
     if tp is bool and not isinstance(value, bool):
         raise HarnessError(f"config key {key!r} must be true or false, got {value!r}")
     if isinstance(tp, type) and not isinstance(value, tp):

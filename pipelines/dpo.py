@@ -60,6 +60,8 @@ class DPOTrainConfig:
                              f"train.epochs must be > 0 unless train.max_steps > 0, got {self.epochs}")):
             if wrong:
                 raise ValueError(rule)
+        if not self.loss_type:
+            raise ValueError("train.loss_type must name at least one loss (e.g. [sigmoid])")
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ValueError(f"train.loss_weights has {len(self.loss_weights)} entries for {len(self.loss_type)} "
                              f"loss types")

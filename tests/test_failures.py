@@ -252,6 +252,8 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
         (["train.beta=-1"], "train.beta must be > 0, got -1.0"),
         (["train.loss_weights=[1]"], "train.loss_weights has 1 entries for 2 loss types"),
         (["judge=nope"], "unknown judge 'nope'"),
+        (["seed=true"], "config key 'seed' must be int, got True"),
+        (["train.loss_type=", "train.loss_weights=null"], "train.loss_type must name at least one loss"),
         (["base_model=no-such-model"], "unknown model 'no-such-model'"),
     ]
 
