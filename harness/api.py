@@ -278,7 +278,7 @@ def run(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", ou
     m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides, suites)
     if world == "real":                # data prepared, judge answering: checked before a night of synthesis
         from harness.dryrun import preflight
-        preflight(settings)
+        preflight(settings, cfg)
     ensure_writable_dir(_cache_dir(), "HARNESS_CACHE_DIR")
     console = _console(run_dir)
     record_path = run_dir / "record.json"

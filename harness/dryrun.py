@@ -82,12 +82,18 @@ def _has_env(name: str) -> bool:
     return bool(os.environ.get(name))
 
 
-def preflight(settings) -> dict:
-    """What `harness run` checks before synthesis in the real world: data prepared, judge answering."""
+def preflight(settings, cfg=None) -> dict:
+    """What `harness run` checks before synthesis in the real world: every model resolves (downloaded when
+    connected, cached when offline), the data is prepared, the judge answers. Bad input: HarnessError (exit 2)."""
     from harness import data, registry
+    models = resolve_models(models_of(settings, cfg)) if cfg is not None else {}
+    if "response_reward" in models:               # a head the checkpoint lacks: refused before any work
+        from harness.models.reward import check_heads
+        rr = models["response_reward"]
+        check_heads(rr["name"], trust_remote_code=rr["remote_code"])
     suites = [registry.load("suites", s) for s in settings.suites]
     manifests = data.check([s.name for s in suites])
-    return {"data": manifests, "judge": judge_check(settings, suites)}
+    return {"models": models, "data": manifests, "judge": judge_check(settings, suites)}
 
 
 def plan(settings, cfg, manifests: dict) -> list[tuple[str, str, float]]:
@@ -133,11 +139,12 @@ def plan(settings, cfg, manifests: dict) -> list[tuple[str, str, float]]:
 def dry_run(method: str, size: str, world: str, out=None, preset=None, overrides=None, suites=None) -> dict:
     from harness.api import prepare
     m, settings, cfg, run_dir, config, chash = prepare(method, size, world, out, preset, overrides, suites)
-    models = resolve_models(models_of(settings, cfg))
+    checks = preflight(settings, cfg) if world == "real" else \
+        {"models": resolve_models(models_of(settings, cfg)), "data": {}, "judge": None}
+    models = checks["models"]
     for role, info in models.items():
         remote = " (runs its own model code: trust_remote_code)" if info["remote_code"] else ""
         print(f"{role:16s} {info['name']} -> {info['class']}{remote}\n{'':16s} {info['path']}", file=sys.stderr)
-    checks = preflight(settings) if world == "real" else {"data": {}, "judge": None}
     rows = plan(settings, cfg, checks["data"])
     print(f"\n{method} {size} ({world}) -> {run_dir}; suites: {', '.join(settings.suites)}", file=sys.stderr)
     for stage, what, hours in rows:

@@ -360,7 +360,7 @@ def test_dry_run_resolves_everything_prints_the_plan_and_loads_nothing(prepared,
     assert "GPU-h" in err and not out.exists()
 
 
-def test_real_run_refuses_a_dead_judge_or_missing_data_before_any_work(prepared, tmp_path, monkeypatch, capsys):
+def test_real_run_refuses_bad_input_before_any_work(prepared, tmp_path, monkeypatch, capsys):
     from harness.cli import main
 
     models = _stand_in_dirs(tmp_path / "models")
@@ -373,6 +373,13 @@ def test_real_run_refuses_a_dead_judge_or_missing_data_before_any_work(prepared,
     monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
     assert main(args) == 2
     assert "no prepared data for suite 'pope'" in capsys.readouterr().err
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(prepared))
+    lm = build_seqcls_rm(tmp_path / "lm", head=False)                     # a reward head that would be random
+    assert main(args + [f"synth.response_reward.model={lm}", "synth.response_reward.trust_remote_code=false"]) == 2
+    assert "newly initialised (random): score.weight" in capsys.readouterr().err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")                               # an unknown hub id, offline
+    assert main(args + ["base_model=llava-hf/no-such-model-hf"]) == 2
+    assert "'llava-hf/no-such-model-hf' is not in the local HF cache and offline" in capsys.readouterr().err
     assert not (tmp_path / "run" / "stages").exists()
 
 

@@ -241,3 +241,34 @@ def load_reward_model(name_or_path: str, trust_remote_code: bool = False, device
         tok.pad_token = tok.eos_token
     model.config.pad_token_id = tok.pad_token_id
     return RewardModel(model.to(device), tok, False, str(name_or_path), one_by_one=bool(config.get("auto_map")))
+
+
+def check_heads(name_or_path: str, trust_remote_code: bool = False) -> None:
+    """Before any weights load: HarnessError unless the checkpoint's safetensors hold every weight of the class
+    it would load as (a reward head the checkpoint lacks would be random). Builds the class on the meta device
+    (no memory, no weights) and compares parameter names with the safetensors headers."""
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from harness.models.hub import resolve
+
+    path = resolve(name_or_path, remote_code=trust_remote_code)
+    config = json.loads((path / "config.json").read_text())
+    if config.get("auto_map") and not trust_remote_code:
+        raise HarnessError(f"reward model {name_or_path!r} ({', '.join(config.get('architectures') or [])}) needs "
+                           "its own model code: allow it with synth.response_reward.trust_remote_code=true")
+    archs = config.get("architectures") or []
+    if AWARE_ARCH in archs or BLIND_ARCH in archs:
+        return                                  # the zoo's own classes, checked when they load
+    present: set[str] = set()
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            present.update(st.keys())
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(
+            AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code), trust_remote_code=trust_remote_code)
+    tied = getattr(model, "_tied_weights_keys", None) or {}
+    missing = sorted(k for k in model.state_dict() if k not in present and k not in tied)
+    if missing:
+        from harness.models.hub import check_loading_info
+        check_loading_info({"missing_keys": missing}, f"reward model {name_or_path!r}")
