@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import HarnessError
+
 sys.path.insert(0, str(Path(__file__).parent))
 from eval_fixtures import build_tiny_llava
 
@@ -90,7 +92,7 @@ def test_real_utils_on_fabricated_documents():
     d = utils.amber_d_process_results({"id": 3, "query": "Is there a cat?", "truth": "no",
                                        "type": "discriminative-attribute-number"}, ["No"])
     assert d["harness_items"]["parsed"] == "no" and d["harness_items"]["correct"]
-    with pytest.raises(ValueError):     # AMBER's official types only (tests/test_official.py)
+    with pytest.raises(HarnessError):     # AMBER's official types only (tests/test_official.py)
         utils.amber_d_doc_to_text({"query": "q", "type": "discriminative-existence"})
 
 

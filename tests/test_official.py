@@ -59,7 +59,9 @@ def test_amber_official_types_and_unknown_type_fails_before_generation(real_util
     assert discriminative_type("discriminative-hallucination") == ("existence", None)
     assert discriminative_type("relation") == ("relation", None)
     assert discriminative_type("discriminative-attribute-number") == ("attribute", "number")
-    with pytest.raises(ValueError, match="official types"):
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="official types"):
         real_utils.amber_d_doc_to_text({"query": "Is there a dog?", "type": "discriminative-existence"})
     assert real_utils.amber_d_doc_to_text({"query": "Is there a dog?", "type": "relation"}) == "Is there a dog?"
 
@@ -299,3 +301,33 @@ def test_amber_score_from_the_printed_chair_and_f1(real_utils):
                                    scorer=scorer) for it in golden["items"]] + _amber_d_rows(real_utils)
     chair, f1 = float(golden["official_output"]["CHAIR"]), float(_golden("amber_d.json")["official_output"]["all"]["f1"])
     assert AMBER.compute(rows)["amber_score"] == pytest.approx(((100 - chair) + f1) / 2, abs=1e-9)
+
+
+@pytest.mark.slow       # lmms-eval builds the task (~10 s)
+def test_unknown_amber_type_stops_lmms_eval_before_any_answer(tmp_path):
+    """Through lmms-eval itself: every prompt is built (doc_to_text) before the model generates, so a document
+    with a type AMBER does not have fails there and generate_until is never called."""
+    import shutil
+
+    from harness.errors import HarnessError
+    from harness.lmms_adapter import HarnessVLM, run_tasks
+
+    folder = tmp_path / "real"
+    (folder / "data").mkdir(parents=True)
+    for name in ("harness_amber_d.yaml", "utils.py"):
+        shutil.copy2(REAL / name, folder / name)
+    from PIL import Image
+    Image.new("RGB", (32, 32)).save(folder / "data" / "x.jpg")
+    docs = [{"id": 1005, "image": "x.jpg", "query": "Is there a dog?", "truth": "no",
+             "type": "discriminative-hallucination"},
+            {"id": 1006, "image": "x.jpg", "query": "Is there a cat?", "truth": "no", "type": "existence"}]
+    (folder / "data" / "amber_d.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    generated = []
+
+    class Recorder(HarnessVLM):
+        def generate_until(self, requests):
+            generated.append(len(requests))
+            return ["No"] * len(requests)
+    with pytest.raises(HarnessError, match="unknown AMBER discriminative type 'existence'"):
+        run_tasks(Recorder(model=object(), processor=object()), ["harness_amber_d"], include_path=folder)
+    assert generated == []

@@ -11,6 +11,7 @@ Every count the script divides by starts at 0.001 (its data/metrics.txt), precis
 from __future__ import annotations
 
 from benchmarks.metrics import SumMetric, _yes_no_features
+from harness.errors import HarnessError
 
 # official type -> (dimension, attribute sub-type or None)
 DISCRIMINATIVE_TYPES = {
@@ -29,12 +30,12 @@ _COUNTERS = {"attribute": 3}
 
 
 def discriminative_type(kind: str) -> tuple[str, str | None]:
-    """AMBER's annotation type -> (dimension, sub-type). Unknown types are an error (checked before any
-    answer is generated: the real task calls this when it builds the prompt)."""
+    """AMBER's annotation type -> (dimension, sub-type). An unknown type is bad input (HarnessError, exit 2),
+    found before any answer is generated: the real task calls this when it builds the prompt."""
     try:
         return DISCRIMINATIVE_TYPES[kind]
     except KeyError:
-        raise ValueError(f"unknown AMBER discriminative type {kind!r}; the official types are "
+        raise HarnessError(f"unknown AMBER discriminative type {kind!r}; the official types are "
                          f"{', '.join(DISCRIMINATIVE_TYPES)}") from None
 
 
