@@ -24,7 +24,7 @@ from harness.errors import HarnessError
 # checkpointing) ~1.5 s; evaluation ~0.15 s per short (yes/no) answer and ~1.5 s per long answer in batches of 8.
 SECONDS = {"image": 2.5, "image_score": 0.01, "response_7b": 1.0, "response_13b": 2.0, "rm_score": 0.08,
            "train_step": 1.5, "eval_short": 0.15, "eval_long": 1.5}
-SHORT_ANSWER_TASKS = ("pope", "amber_d")     # yes/no tasks: a few tokens per answer
+SHORT_ANSWER_DOCS = ("random.jsonl", "popular.jsonl", "adversarial.jsonl", "amber_d.jsonl")   # yes/no items
 
 
 def models_of(settings, cfg) -> dict[str, tuple[str, bool]]:
@@ -128,8 +128,7 @@ def plan(settings, cfg, manifests: dict) -> list[tuple[str, str, float]]:
         counts = (manifests.get(name) or {}).get("counts") or {}
         n_items = sum(counts.values())
         items += n_items
-        short += sum(c for f, c in counts.items() if any(k in f for k in SHORT_ANSWER_TASKS + ("random", "popular",
-                                                                                          "adversarial")))
+        short += sum(c for docs, c in counts.items() if docs in SHORT_ANSWER_DOCS)
         judged += n_items if registry.load("suites", name).judged else 0
     rows.append(("evaluate", f"2 checkpoints x {items} items = {2 * items} generations; {2 * judged} judge calls",
                  2 * (short * SECONDS["eval_short"] + (items - short) * SECONDS["eval_long"]) / 3600))
