@@ -456,7 +456,7 @@ def test_truncated_samples_in_the_shared_base_eval_cache_are_redone(env, tiny):
 
 
 def test_truncated_samples_in_an_eval_directory_are_evaluated_again(env, tiny, capsys):
-    from harness.evaluate import evaluate_checkpoint, load_samples
+    from harness.evaluate import _finished_suite, evaluate_checkpoint, load_samples
 
     out = env / "ev"
     first = evaluate_checkpoint(str(tiny), suites=["micro-pope"], out_dir=out, limit=6, batch_size=8,
@@ -472,8 +472,9 @@ def test_truncated_samples_in_an_eval_directory_are_evaluated_again(env, tiny, c
     edited = good.replace('"prediction": "', '"prediction": "X', 1)          # valid JSON, other content
     assert edited != good
     path.write_text(edited)
-    evaluate_checkpoint(str(tiny), suites=["micro-pope"], out_dir=out, limit=6, batch_size=8, progress=False)
-    assert path.read_text() == good and "sha256 differs" in capsys.readouterr().err
+    key = json.loads(path.with_suffix(".meta.json").read_text())["key"]
+    assert _finished_suite(out, "base", "micro-pope", key) is None            # not reused: evaluated again
+    assert "sha256 differs" in capsys.readouterr().err
     path.write_text(good[:-40])
     with pytest.raises(HarnessError, match="damaged samples file"):      # read directly: a message, no traceback
         load_samples(out, "base", "micro-pope")
