@@ -141,6 +141,16 @@ def test_chair_matches_original_chair_py(real_utils):
     assert tokenize("a dog.") == ["a", "dog", "."]
 
 
+def test_chair_ground_truth_adds_the_reference_captions_objects():
+    from benchmarks.official import chair
+
+    row = chair.score_caption("A man walks a dog past a bench .", ["person"], str.split,
+                              ["a boy with his puppy .", "two people and a dog near a park bench ."])
+    assert row["truth"] == ["person", "dog", "bench"] and row["hallucinated_objects"] == []
+    assert chair.score_caption("A man walks a dog past a bench .", ["person"], str.split)["hallucinated_objects"] == \
+        ["dog", "bench"]
+
+
 def test_chair_tables_reproduce_the_original_quirks():
     from benchmarks.official import chair
 

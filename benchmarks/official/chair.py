@@ -95,9 +95,11 @@ def truth_classes(names) -> list[str]:
     return list(dict.fromkeys(to_class.get(n, n) for n in names))      # in the given order, once each
 
 
-def score_caption(caption: str, truth: list[str], tokenize) -> dict:
-    """The row fields benchmarks.metrics' CHAIR metrics read: `mentioned` (classes with repeats), `truth`."""
+def score_caption(caption: str, truth: list[str], tokenize, reference_captions=()) -> dict:
+    """The row fields benchmarks.metrics' CHAIR metrics read: `mentioned` (classes with repeats), `truth`.
+    The image's ground truth is, as in chair.py, its annotated objects (`truth`: COCO category names from the
+    segmentations) plus every class its reference captions mention (`reference_captions`, COCO's human captions)."""
     words, classes = caption_objects(caption or "", tokenize)
-    gt = truth_classes(truth)
+    gt = truth_classes(list(truth) + [c for ref in reference_captions for c in caption_objects(ref, tokenize)[1]])
     return {"mentioned": classes, "mentioned_words": words, "truth": gt,
             "hallucinated_objects": [c for c in classes if c not in gt]}

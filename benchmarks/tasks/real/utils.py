@@ -192,7 +192,8 @@ def object_halbench_process_results(doc, results):
     row = {"id": f"ohb-{doc.get('image_id', doc.get('id'))}", "kind": "generative",
            "question": doc.get("question") or "Please describe this image in detail.", "prediction": pred,
            "target": ", ".join(doc.get("truth") or []),
-           **official_chair.score_caption(pred, list(doc.get("truth") or []), nlp.word_tokenize),
+           **official_chair.score_caption(pred, list(doc.get("truth") or []), nlp.word_tokenize,
+                                          doc.get("captions") or ()),
            "nlp": nlp.describe()}      # which Punkt parameters tokenised it (docs/benchmarks.md § NLP resources)
     row.update(_broken(pred))
     return {"harness_items": row}
