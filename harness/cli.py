@@ -211,6 +211,8 @@ def _eval(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise HarnessError(f"{flag} must be a positive number, got {value}")
     suites = resolve_suites(args.suites)
+    from harness import data
+    data.check([s.name for s in suites])        # the real suites' prepared data, before any model loads
     if args.adapter and not Path(args.adapter).is_dir():
         raise HarnessError(f"adapter directory not found: {args.adapter}")
     check_model(args.model)

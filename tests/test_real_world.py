@@ -383,8 +383,13 @@ def test_real_run_refuses_bad_input_before_any_work(prepared, tmp_path, monkeypa
     assert not (tmp_path / "run" / "stages").exists()
 
 
-def test_eval_accepts_world_real(monkeypatch):
+def test_eval_accepts_world_real(tmp_path, monkeypatch, capsys):
     from harness.api import eval_suites
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "none"))
+    assert main(["eval", "--world", "real", "--model", "micro-llava", "--out", str(tmp_path / "e")]) == 2
+    assert "no prepared data for suite 'pope'" in capsys.readouterr().err     # before the model loads
 
     assert eval_suites("real", None) == "pope,amber,mmhal,mmvet,object-halbench"
     assert eval_suites(None, "pope") == "pope"
