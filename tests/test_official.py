@@ -341,3 +341,11 @@ def test_unknown_amber_type_stops_lmms_eval_before_any_answer(tmp_path):
     with pytest.raises(HarnessError, match="unknown AMBER discriminative type 'existence'"):
         run_tasks(Recorder(model=object(), processor=object()), ["harness_amber_d"], include_path=folder)
     assert generated == []
+
+
+def test_nlp_status_names_what_is_missing(capsys):
+    from benchmarks.official import nlp
+
+    assert nlp.main(["--spacy-model", "no_such_spacy_model"]) == 1
+    out = capsys.readouterr().out
+    assert "spacy:no_such_spacy_model: missing" in out and "punkt_tab:" in out

@@ -165,3 +165,54 @@ def describe(spacy_name: str | None = None) -> dict:
         nlp = spacy_model(spacy_name)
         out["spacy_model"] = f"{nlp.meta.get('lang')}_{nlp.meta.get('name')}-{nlp.meta.get('version')}"
     return out
+
+
+def status(spacy_name: str = DEFAULT_SPACY_MODEL) -> dict[str, str]:
+    """{resource: where it was found, or "missing"} for everything official CHAIR / AMBER scoring loads."""
+    out = {}
+    try:
+        _ensure_punkt()
+        out["punkt_tab"] = _SOURCES.get("punkt_tab", "found")
+    except HarnessError:
+        out["punkt_tab"] = "missing"
+    for name in ("averaged_perceptron_tagger_eng", "wordnet"):
+        try:
+            require_nltk(name)
+            out[name] = "found"
+        except HarnessError:
+            out[name] = "missing"
+    try:
+        out[f"spacy:{spacy_name}"] = describe(spacy_name)["spacy_model"]
+    except HarnessError:
+        out[f"spacy:{spacy_name}"] = "missing"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.official.nlp [--download] [--spacy-model NAME]`: what official scoring will find;
+    --download fetches the missing NLTK data and spaCy model (needs the internet). Exit 1 while any is missing."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.official.nlp")
+    ap.add_argument("--download", action="store_true")
+    ap.add_argument("--spacy-model", default=DEFAULT_SPACY_MODEL)
+    args = ap.parse_args(argv)
+    found = status(args.spacy_model)
+    if args.download and "missing" in found.values():
+        import nltk
+
+        for name, where in found.items():
+            if where == "missing" and not name.startswith("spacy:"):
+                nltk.download(name, quiet=True)
+        if found[f"spacy:{args.spacy_model}"] == "missing":
+            from spacy.cli import download
+            download(args.spacy_model)
+        spacy_model.cache_clear()
+        found = status(args.spacy_model)
+    for name, where in found.items():
+        print(f"{name}: {where}")
+    return 1 if "missing" in found.values() else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
