@@ -174,7 +174,9 @@ def real_mmhal_metrics() -> tuple[Metric, ...]:
         Metric("official/score", "higher", official.official_score,
                description="the official script's mean rating: a reply without exactly one rating counts 0"),
         Metric("official/hallucination_rate", "lower", official.official_hallucination_rate,
-               description="the official script's share of ratings < 3 (unreadable replies count as 0)"))
+               description="the official script's share of ratings < 3 (unreadable replies count as 0)"),
+    ) + tuple(Metric(f"official/{t}/score", "higher", official.official_score, rows_filter=_qtype_is(t))
+              for t in MMHAL_TYPES)
 
 
 def real_mmvet_metrics(caps) -> tuple[Metric, ...]:

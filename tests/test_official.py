@@ -236,6 +236,9 @@ def test_real_judged_suites_record_ours_and_the_official_value():
     values = metric_values(MMHAL, rows)
     assert f"{values['official/score'].value:.2f}" == _golden("mmhal.json")["official_output"]["average_score"]
     assert values["official/score"].n == 96 and values["score"].n == sum(not r["judge_failed"] for r in rows) < 96
+    official = _golden("mmhal.json")["official_output"]
+    for qtype, printed in zip(official["per_type_order"], official["per_type"]):
+        assert str(round(values[f"official/{qtype}/score"].value, 2)) == printed
     rows = _judged_rows("mmvet.json", "mmvet", templates.get("mmvet-official").parse)
     values = metric_values(MMVET, rows)
     assert f"{round(values['official/score'].value, 1):.1f}" == _golden("mmvet.json")["official_output"]["total"]
