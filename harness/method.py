@@ -18,7 +18,7 @@ The two callables of a Method have fixed signatures so `harness.api` can chain a
 `check(cfg, run)` (optional) refuses impossible runs before anything is written. `cfg` is an instance of
 `config_cls` (resolved by harness.config from defaults < preset < overrides), `run` the harness.api.RunSettings.
 
-Caching: every stage of a method is keyed on the source of the modules it is made of (`Method.code_modules()`:
+Caching: every stage of a method is keyed on the source of the modules it is made of (`Method.code_version()`:
 the method's module, its callables' and hooks' modules and the first-party modules they import), and every
 synthesis stage a hook shapes is keyed on the hook's name, its config (its dataclass fields) and its code.
 """

@@ -69,7 +69,7 @@ def _comparable(rec) -> str:
 
 def test_run_kill_resume_matches_uninterrupted(env, monkeypatch):
     from harness import api
-    import pipelines.rm_dpo as rm_dpo
+    import pipelines.dpo as dpo   # the trainer every method's rounds call
 
     ref = api.run("rm-dpo", 6, out=env / "ref", overrides=TINY, suites=SUITES)
     assert (env / "ref" / "record.json").is_file() and (env / "ref" / "table.md").is_file()
@@ -84,7 +84,7 @@ def test_run_kill_resume_matches_uninterrupted(env, monkeypatch):
     assert ref.timings["synth"] > 0 and ref.timings["train"] > 0 and "eval-aligned" in ref.timings
 
     # kill the second run inside the on-policy round's training
-    real_train = rm_dpo.train_dpo
+    real_train = dpo.train_dpo
     calls = {"n": 0}
 
     def dying(*a, **kw):
@@ -92,7 +92,7 @@ def test_run_kill_resume_matches_uninterrupted(env, monkeypatch):
         if calls["n"] == 2:
             raise KeyboardInterrupt("killed")
         return real_train(*a, **kw)
-    monkeypatch.setattr(rm_dpo, "train_dpo", dying)
+    monkeypatch.setattr(dpo, "train_dpo", dying)
     with pytest.raises(KeyboardInterrupt):
         api.run("rm-dpo", 6, out=env / "run", overrides=TINY, suites=SUITES)
     stages = env / "run" / "stages"
@@ -110,7 +110,7 @@ def test_run_kill_resume_matches_uninterrupted(env, monkeypatch):
     assert _comparable(resumed) == _comparable(ref)
 
     # a finished run only re-prints its table
-    monkeypatch.setattr(rm_dpo, "train_dpo", lambda *a, **kw: pytest.fail("re-ran training"))
+    monkeypatch.setattr(dpo, "train_dpo", lambda *a, **kw: pytest.fail("re-ran training"))
     again = api.run("rm-dpo", 6, out=env / "run", overrides=TINY, suites=SUITES)
     assert _comparable(again) == _comparable(resumed)
 

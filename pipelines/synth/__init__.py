@@ -56,15 +56,19 @@ def _load_image(stage_dir: Path, pid: int):
 
 
 def synthesize(cfg: SynthConfig, *, n_pairs: int, seed: int, world: str, policy: str, stages: Stages,
-               out_dir: Path | None, scorer: Scorer, selector: Selector, policy_adapter: str | None = None,
-               prompt_offset: int = 0, title: str = "") -> dict:
+               out_dir: Path | None, scorer: Scorer | None = None, selector: Selector | None = None,
+               policy_adapter: str | None = None, prompt_offset: int = 0, title: str = "") -> dict:
     """Run (or resume) the pipeline; writes out_dir/dataset and returns the card summary.
 
     `prompt_offset` shifts the prompt seed so a second on-policy round draws new images. `scorer` scores the
-    responses (pipelines.synth.hooks.RewardModelScorer: the response reward model), `selector` makes the pairs
-    (RulesSelector: pipelines.synth.select); their stages are keyed on the hooks' `key()` (name, config, code).
+    responses (default pipelines.synth.hooks.RewardModelScorer: the configured response reward model), `selector`
+    makes the pairs (default RulesSelector: pipelines.synth.select); their stages are keyed on the hooks' `key()`
+    (name, config, code).
     """
     from pipelines.synth import prompts
+    from pipelines.synth.hooks import RewardModelScorer, RulesSelector
+    scorer = scorer or RewardModelScorer(cfg.response_reward)
+    selector = selector or RulesSelector(cfg.select, world)
 
     prompts.check_capacity(cfg.prompts, n_pairs)
     run = _Synthesis(cfg, stages, code_version(*CODE), seed * 7919 + prompt_offset, world)
