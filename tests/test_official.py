@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -352,3 +353,20 @@ def test_nlp_status_names_what_is_missing(capsys):
     assert nlp.main(["--spacy-model", "no_such_spacy_model"]) == 1
     out = capsys.readouterr().out
     assert "spacy:no_such_spacy_model: missing" in out and "punkt_tab:" in out
+
+
+@pytest.mark.slow       # needs spaCy and en_core_web_md 3.8.0, the model the fixture's official run used
+def test_amber_similarity_matches_the_official_answers():
+    from benchmarks.official import nlp
+    from harness.errors import HarnessError
+
+    name = os.environ.get("HARNESS_AMBER_TEST_SPACY_MODEL", "en_core_web_md")   # a name or a model folder
+    try:
+        model = nlp.spacy_model(name)
+    except HarnessError as e:
+        pytest.skip(str(e))
+    if model.meta.get("version") != "3.8.0":
+        pytest.skip(f"{name} is {model.meta.get('version')}, the fixture was made with en_core_web_md 3.8.0")
+    similar = nlp.similarity_test(name, 0.8)
+    for pair, answer in _golden("amber_g.json")["official_similarity"].items():
+        assert similar(*pair.split("|")) == answer, pair
