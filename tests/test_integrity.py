@@ -569,3 +569,30 @@ def test_bad_judge_setting_is_refused_before_any_work(env, monkeypatch):
     with pytest.raises(HarnessError, match="HARNESS_JUDGE_RETRIES: expected an integer"):
         api.prepare("rm-dpo", "2k", "micro", env / "run", None, ["judge=openai"], "micro-mmhal")
     assert not (env / "run").exists()
+
+
+def test_data_manifest_follows_content_not_location(tmp_path):
+    """The same benchmark files in two folders hash the same; an image or a document changed does not."""
+    from PIL import Image
+
+    from harness.manifest import manifest, suite_manifest
+    from harness.suite import Metric, Suite
+
+    def folder(name: str, colour=(200, 30, 30)) -> Path:
+        d = tmp_path / name
+        (d / "data").mkdir(parents=True)
+        (d / "itest_desc.yaml").write_text(_TASK_YAML.format(task="itest_desc"))
+        Image.new("RGB", (8, 8), colour).save(d / "data" / "img0.jpg")
+        Image.new("RGB", (8, 8), colour).save(d / "data" / "img1.jpg")
+        _write_jsonl(d / "data" / "docs.jsonl", [_doc(i, ["cup"]) for i in range(2)])
+        return d
+
+    def suite(d: Path) -> Suite:
+        return Suite(name="itest", world="real", tasks=("itest_desc", "pope_adv"), primary="named", version="1",
+                     metrics=(Metric("named", "higher", _named),), include=d)
+    a, b = suite_manifest(suite(folder("a")), [tmp_path / "a"]), suite_manifest(suite(folder("b")), [tmp_path / "b"])
+    assert a == b and {"data/docs.jsonl", "data/img0.jpg", "data/img1.jpg", "hub:pope_adv"} <= set(a["files"])
+    other_image = suite_manifest(suite(folder("c", colour=(0, 0, 0))), [tmp_path / "c"])
+    assert other_image["hash"] != a["hash"] and other_image["files"]["data/docs.jsonl"] == a["files"]["data/docs.jsonl"]
+    plain = manifest([tmp_path / "a" / "data"])
+    assert set(plain["files"]) == {"data/docs.jsonl", "data/img0.jpg", "data/img1.jpg"}
