@@ -178,12 +178,24 @@ def metric_mde(base: Rows, aligned: Rows, fn: Callable[[Rows], float], item_key:
         return float("nan")
     if item_key:
         disc = sum(bool(x.get(item_key)) != bool(y.get(item_key)) for x, y in zip(b, a)) / len(b)
-        return mde_mcnemar(disc, len(b), alpha, power)
+        return mde_mcnemar(disc, len(b), alpha, power) * _share_scale(b, a, fn, item_key)
     diffs = jackknife_values(a, fn) - jackknife_values(b, fn)
     diffs = diffs[np.isfinite(diffs)]
     if len(diffs) < 2:
         return float("nan")
     return mde_paired_t(float(np.std(diffs, ddof=1)), len(diffs), alpha, power)
+
+
+def _share_scale(base: Rows, aligned: Rows, fn: Callable[[Rows], float], item_key: str) -> float:
+    """McNemar's MDE is a difference of shares; a metric may report the share on another scale (AMBER's accuracy
+    in %): the ratio of the metric to the share of true `item_key`, from whichever side has a true item (1 when
+    neither has one: a rate, e.g. the share of degenerate answers)."""
+    for rows in (aligned, base):
+        share = sum(bool(r.get(item_key)) for r in rows) / len(rows)
+        if share > 0:
+            value = fn(list(rows))
+            return float(value / share) if _finite(value) else 1.0
+    return 1.0
 
 
 def mde_from_ci(ci: Sequence[float], alpha: float = ALPHA, power: float = POWER) -> float:

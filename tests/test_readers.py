@@ -63,7 +63,8 @@ def test_metric_mde_uses_per_item_differences_and_discordance():
     d = np.array([a["score"] - b["score"] for a, b in zip(aligned, base)])
     assert stats.metric_mde(base, aligned, mean) == pytest.approx(stats.mde_paired_t(d.std(ddof=1), 200))
     disc = np.mean([a["ok"] != b["ok"] for a, b in zip(aligned, base)])
-    assert stats.metric_mde(base, aligned, mean, item_key="ok") == pytest.approx(stats.mde_mcnemar(disc, 200))
+    share = lambda rows: float(np.mean([r["ok"] for r in rows]))          # noqa: E731
+    assert stats.metric_mde(base, aligned, share, item_key="ok") == pytest.approx(stats.mde_mcnemar(disc, 200))
     # the jackknife pseudo-values of a mean are the items' own values
     assert np.allclose(stats.jackknife_values(base, mean), [r["score"] for r in base])
 
@@ -507,3 +508,14 @@ def test_before_after_tables_show_the_mde(capsys):
     assert f"≈{stats.mde_from_ci(comp.ci):.3f}" in before_after_markdown(old)
     print_before_after(rec, Console(width=200, force_terminal=False))
     assert "MDE" in capsys.readouterr().out
+
+
+def test_mcnemar_mde_is_on_the_metrics_scale():
+    """AMBER reports accuracy in %: its MDE is McNemar's difference of shares times 100."""
+    rng = np.random.default_rng(1)
+    base = [{"id": i, "ok": bool(rng.random() < 0.7)} for i in range(300)]
+    aligned = [{**r, "ok": r["ok"] if rng.random() < 0.9 else not r["ok"]} for r in base]
+    share = lambda rows: float(np.mean([r["ok"] for r in rows]))              # noqa: E731
+    percent = lambda rows: 100 * share(rows)                                # noqa: E731
+    mde = stats.metric_mde(base, aligned, share, item_key="ok")
+    assert stats.metric_mde(base, aligned, percent, item_key="ok") == pytest.approx(100 * mde)
