@@ -12,7 +12,6 @@ then fails at once instead of after minutes of download retries.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from pathlib import Path
@@ -118,10 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness: {e}", file=sys.stderr)
         return 1
     except OSError as e:
-        if e.errno != errno.ENOSPC:
+        from harness.io import disk_full, disk_full_path
+        full = disk_full_path(e)
+        if full is None:
             raise
-        from harness.io import disk_full
-        print(f"harness: run failed: {disk_full(e.filename or 'the output directory')}", file=sys.stderr)
+        print(f"harness: run failed: {disk_full(full or 'the output directory')}", file=sys.stderr)
         return RunFailed.exit_code
     except KeyboardInterrupt:
         print("harness: interrupted; finished stages are cached, re-run to resume", file=sys.stderr)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import HarnessError, RunFailed
-from harness.io import disk_full, is_disk_full, write_text
+from harness.io import disk_full, disk_full_path, write_text
 from harness.record import RunRecord, now_iso
 
 RUN_LOG = "run.log"
@@ -55,13 +55,9 @@ class RunConsole:
 
 def describe(exc: BaseException) -> str:
     """One line saying what failed: a full disk says so whatever library wrapped the OSError."""
-    if is_disk_full(exc) and not isinstance(exc, RunFailed):
-        cause = exc
-        while not (isinstance(cause, OSError) and cause.errno is not None and cause.filename is not None):
-            cause = cause.__cause__ or cause.__context__
-            if cause is None:
-                break
-        return disk_full(getattr(cause, "filename", None) or "the run directory").message
+    full = disk_full_path(exc)
+    if full is not None and not isinstance(exc, RunFailed):
+        return disk_full(full or "the run directory").message
     if isinstance(exc, RunFailed):
         return exc.message
     if isinstance(exc, HarnessError):

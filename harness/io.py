@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,15 +41,20 @@ def disk_full(path: str | os.PathLike) -> RunFailed:
                      f"(finished stages are kept and reused)")
 
 
-def is_disk_full(exc: BaseException | None) -> bool:
-    """Whether `exc` or anything in its cause/context chain is an ENOSPC OSError (libraries re-wrap it)."""
+def disk_full_path(exc: BaseException | None) -> str | None:
+    """The file a full disk refused when `exc` or its cause/context chain is an ENOSPC OSError (libraries re-wrap
+    it) or a shutil.copytree error list holding one (copytree keeps only each error's text); None otherwise."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            return True
+            return str(exc.filename or "")
+        if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
+            for entry in exc.args[0]:
+                if len(entry) == 3 and f"[Errno {errno.ENOSPC}]" in str(entry[2]):
+                    return str(entry[1])
         exc = exc.__cause__ or exc.__context__
-    return False
+    return None
 
 
 def ensure_writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:

@@ -13,6 +13,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -346,13 +347,24 @@ def test_disk_full_in_an_atomic_write_is_one_run_failure(tmp_path, monkeypatch):
     assert isinstance(info.value.__cause__, OSError) and not list(tmp_path.iterdir())
 
 
-def test_disk_full_inside_a_stage_exits_3_with_one_message(env, monkeypatch, capsys):
+def _wrapped_enospc(path: Path) -> Exception:
     try:
-        raise OSError(errno.ENOSPC, "No space left on device", str(env / "x.arrow"))
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
     except OSError as e:
         wrapped = RuntimeError("datasets could not save")      # a library re-wrapping the OSError
         wrapped.__cause__ = e
-    FakeMethod(monkeypatch, synth_error=wrapped)
+    return wrapped
+
+
+def _copytree_enospc(path: Path) -> Exception:
+    # what shutil.copytree raised when a real 256 KiB tmpfs filled up under --out: text only, no errno
+    why = f"[Errno 28] No space left on device: '{path}.src' -> '{path}'"
+    return shutil.Error([(f"{path}.src", str(path), why)])
+
+
+@pytest.mark.parametrize("make_error", [_wrapped_enospc, _copytree_enospc])
+def test_disk_full_inside_a_stage_exits_3_with_one_message(env, monkeypatch, capsys, make_error):
+    FakeMethod(monkeypatch, synth_error=make_error(env / "x.arrow"))
     assert _run("--out", str(env / "run")) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
