@@ -235,8 +235,9 @@ def biased_server(tmp_path):
 
 def _judge(server, tmp_path):
     from harness.judges.openai_judge import OpenAIJudge
+    # the fake server reads the harness's own prompt wording (the default is the benchmarks' own templates)
     return OpenAIJudge(base_url=server.url, model="biased", cache_dir=tmp_path / "judge-cache", retries=0,
-                       backoff=0.0)
+                       backoff=0.0, templates="harness")
 
 
 # ---------------------------------------------------------------- judge calibration
