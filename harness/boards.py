@@ -370,6 +370,8 @@ def _mde_csv(comp: Comparison | None) -> dict:
         return {"mde": "", "mde_from": ""}
     if is_num(comp.mde):
         return {"mde": _csvnum(comp.mde), "mde_from": "items"}
+    if isinstance(comp.mde, float):
+        return {"mde": "", "mde_from": "items"}
     return {"mde": _csvnum(mde_from_ci(comp.ci)), "mde_from": "delta-ci"}
 
 

@@ -122,7 +122,7 @@ def agreement(task: str, truth: list[float], judged: list[float]) -> dict:
     scale = 1 if task == "mmhal" else 10
     ct, cj = np.rint(t * scale).astype(int), np.rint(j * scale).astype(int)
     rho = spearmanr(t, j).statistic if len(t) > 1 and t.std() > 0 and j.std() > 0 else float("nan")
-    out = {"n": int(len(t)), "exact_agreement": float(np.mean(ct == cj)) if len(t) else float("nan"),
+    out = {"n": len(t), "exact_agreement": float(np.mean(ct == cj)) if len(t) else float("nan"),
            "spearman": float(rho), "weighted_kappa": weighted_kappa(list(ct), list(cj), CATEGORIES[task]),
            "mean_bias": float(np.mean(j - t)) if len(t) else float("nan"),
            "truth_mean": float(np.mean(t)) if len(t) else float("nan"),

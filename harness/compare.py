@@ -46,7 +46,7 @@ def compare_metric(metric: Metric, base_rows: Rows, aligned_rows: Rows, seed: in
     return Comparison(delta=float(delta), ci=[float(ci[0]), float(ci[1])],
                       p_value=None if p is None or (isinstance(p, float) and math.isnan(p)) else float(p),
                       test=_test_name(metric), direction=metric.direction,
-                      mde=None if math.isnan(mde) else mde)
+                      mde=mde)    # NaN: not estimable here (stats.metric_mde); None: a record from before MDEs
 
 
 def compare_suite(suite: Suite, base_rows: Rows, aligned_rows: Rows, seed: int = 0,

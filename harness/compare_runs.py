@@ -131,7 +131,15 @@ def _compare_suite(suite, a: Side, b: Side, mismatches: list[str], seed: int) ->
 
 def comparison_rows(results: list[SuiteComparison]) -> list[list[str]]:
     from harness.suite import arrow
-    from harness.tables import TEST_SHORT, decimals_for, fmt, fmt_ci, fmt_p, mde_text, significance
+    from harness.tables import (
+        TEST_SHORT,
+        decimals_for,
+        fmt,
+        fmt_ci,
+        fmt_p,
+        mde_text,
+        significance,
+    )
 
     rows = []
     for sc in results:
@@ -149,7 +157,7 @@ HEADERS = ["suite", "metric", "Δ = B − A [95% CI]", "p", "test", "sig.", "MDE
 def render_markdown(a: Side, b: Side, results: list[SuiteComparison]) -> str:
     from tabulate import tabulate
 
-    lines = [f"# compare: B − A", "", f"- A: {a.run_dir} ({a.checkpoint})", f"- B: {b.run_dir} ({b.checkpoint})", ""]
+    lines = ["# compare: B − A", "", f"- A: {a.run_dir} ({a.checkpoint})", f"- B: {b.run_dir} ({b.checkpoint})", ""]
     for sc in results:
         lines.append(f"- {sc.suite}: {sc.reason}" + "".join(f"; MISMATCH {m}" for m in sc.mismatches))
     lines += ["", tabulate(comparison_rows(results), headers=HEADERS, tablefmt="github", disable_numparse=True), "",

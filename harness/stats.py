@@ -7,7 +7,7 @@ bootstrap resamples items and recomputes the metric. Paired tests pair rows by t
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -129,10 +129,9 @@ def mde_paired_t(sd_diff: float, n: int, alpha: float = ALPHA, power: float = PO
     from scipy.optimize import brentq
     from scipy.stats import nct, norm, t
 
-    if n < 2 or not _finite(sd_diff):
+    if n < 2 or not _finite(sd_diff) or sd_diff == 0:
+        # no item changed: the data hold no estimate of the differences' spread, so no MDE (not "0 = anything")
         return float("nan")
-    if sd_diff == 0:
-        return 0.0
     df, tc = n - 1, t.ppf(1 - alpha / 2, n - 1)
 
     def gap(d: float) -> float:

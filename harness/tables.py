@@ -82,6 +82,8 @@ def mde_text(comp: Comparison | None, d: int = 3) -> str:
     mde = getattr(comp, "mde", None)
     if is_num(mde):
         return fmt(mde, d)
+    if isinstance(mde, float):          # stored but NaN: no item changed, nothing to estimate it from
+        return "–"
     from harness.stats import mde_from_ci
     approx = mde_from_ci(comp.ci)
     return "≈" + fmt(approx, d) if is_num(approx) else "–"
@@ -219,9 +221,10 @@ LEGEND = ("delta = aligned − base, with its 95 % paired-bootstrap CI; p from t
           "better/worse read from the metric's declared direction (↑ higher is better, ↓ lower is better, "
           "→v closer to v is better); MDE = the smallest true delta the paired test detects with 80 % power at "
           "α 0.05 on these n items (McNemar from the discordance rate, else a paired t on the per-item differences; "
-          "'≈' = approximated from the delta's CI for records made before MDEs were stored): a delta smaller than "
-          "the MDE may be real but this suite could not see it; n = items; failures = unparsable answers / failed judge calls, counted, "
-          "never scored as 0.")
+          "'≈' = approximated from the delta's CI for records made before MDEs were stored; '–': no item's value "
+          "changed, so nothing to estimate it from): a delta smaller than the MDE may be real but this suite "
+          "could not see it; n = items; failures = unparsable answers / failed judge calls, counted, never scored "
+          "as 0.")
 
 
 # ---------------------------------------------------------------- renderers
