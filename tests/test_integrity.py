@@ -16,9 +16,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -190,50 +188,32 @@ def test_grown_suite_is_a_new_base_evaluation(env, tiny, real_folder):
     assert second.output["itest"]["metrics"]["named"]["n"] == 5
 
 
-class _JudgeServer:
-    """An OpenAI-compatible /chat/completions endpoint on 127.0.0.1 that records the models it was asked for."""
-
-    def __init__(self, reply: str = "Fine.\nRating: 5"):
-        self.reply, self.models, self.delay = reply, [], 0.0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.models.append(body["model"])
-                time.sleep(outer.delay)
-                data = json.dumps({"choices": [{"message": {"content": outer.reply}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-
 @pytest.fixture()
 def servers():
-    made = [_JudgeServer(), _JudgeServer()]
+    """Two fake OpenAI-compatible judges on 127.0.0.1 (tests/test_judges.py's: the reply, a slow mode, the calls)."""
+    from test_judges import _Server
+
+    made = [_Server(), _Server()]
     yield made
     for s in made:
         s.close()
 
 
-def test_changed_judge_model_or_endpoint_is_a_new_base_evaluation(env, tiny, real_folder, servers, monkeypatch):
+@pytest.fixture()
+def recording_judges():
+    """Two fake judges that record the models they were asked for (tests/real_fixtures.py's)."""
+    from real_fixtures import FakeJudge
+
+    made = [FakeJudge(), FakeJudge()]
+    yield made
+    for s in made:
+        s.close()
+
+
+def test_changed_judge_model_or_endpoint_is_a_new_base_evaluation(env, tiny, real_folder, recording_judges,
+                                                                  monkeypatch):
     """Case 3 (HARNESS_JUDGE_MODEL changed) and the endpoint changed: the base is judged again, by the new one."""
-    one, two = servers
+    one, two = recording_judges
     monkeypatch.setenv("HARNESS_JUDGE_URL", one.url)
     monkeypatch.setenv("HARNESS_JUDGE_MODEL", "judge-a")
     first, _ = _eval_stage(tiny, env / "base-eval", ["itest-judged"], judge="openai")
@@ -261,7 +241,7 @@ def test_judge_reply_cache_is_keyed_on_the_endpoint(env, servers):
         j = OpenAIJudge(base_url=server.url, model="same-model", cache_dir=env / "judge-cache", backoff=0.01)
         rows = [dict(row)]
         assert j.judge_rows("mmhal", rows) == 0 and rows[0]["score"] == want
-    assert len(one.models) == 1 and len(two.models) == 1
+    assert one.calls == 1 and two.calls == 1
 
 
 def test_changed_micro_builder_constant_rebuilds_the_micro_data(env, monkeypatch):
@@ -497,16 +477,16 @@ def test_failed_and_off_rubric_judge_replies_are_not_cached_and_are_retried(env,
     server.reply = "Good.\nRating: 4"                                       # the judge is healthy again
     again = [dict(r) for r in rows]
     assert judge.judge_rows("mmhal", again) == 0 and {r["score"] for r in again} == {4.0}
-    assert len(server.models) == 3 + 4                                     # every item asked again
+    assert server.calls == 3 + 4                                           # every item asked again
     judge.judge_rows("mmhal", [dict(r) for r in rows])
-    assert len(server.models) == 7                                         # good replies are cached
+    assert server.calls == 7                                               # good replies are cached
 
 
 def test_hanging_judge_is_declared_down_in_seconds(env, servers, monkeypatch):
     from harness.judges.openai_judge import OpenAIJudge
 
     server = servers[0]
-    server.delay = 1.0
+    server.mode = "slow"                                                   # 1 s per reply
     monkeypatch.setenv("HARNESS_JUDGE_TIMEOUT", "0.2")
     monkeypatch.setenv("HARNESS_JUDGE_RETRIES", "0")
     judge = OpenAIJudge(base_url=server.url, model="m", cache_dir=env / "judge-cache")
