@@ -43,8 +43,7 @@ def _scored(rows: list[dict]) -> list[dict]:
 
 def rejudge(run_dir: str | Path, judge, progress: bool = True) -> tuple[RunRecord, dict]:
     """-> (the re-judged record, {checkpoint: {suite: {metric: Comparison new − old}}}); files written as above."""
-    from harness.evaluate import _judge_task, suite_result
-    from harness.registry import load
+    from harness.evaluate import _Progress
 
     run_dir = Path(run_dir)
     old = RunRecord.load(run_dir / "record.json" if run_dir.is_dir() else run_dir)
@@ -52,24 +51,8 @@ def rejudge(run_dir: str | Path, judge, progress: bool = True) -> tuple[RunRecor
     tag = judge_tag(judge)
     new = copy.deepcopy(old)
     effects: dict = {}
-    judged_any = False
-    for ck, suites in old.checkpoints.items():
-        for name, res in suites.items():
-            suite = load("suites", name)
-            if not suite.judged:
-                continue
-            judged_any = True
-            old_rows = read_jsonl(_samples(run_dir, res.samples, ck, name))
-            rows = _fresh(old_rows)
-            failures = judge.judge_rows(_judge_task(suite), rows, progress=_bar(progress, ck, name, len(rows)))
-            rel = f"samples-rejudge-{tag}/{ck}/{name}.jsonl"
-            write_jsonl(run_dir / rel, rows)
-            result = suite_result(suite, rows, rel, failures)
-            if hasattr(result, "judge"):
-                result = dataclasses.replace(result, judge=judge.describe(),
-                                             **{k: getattr(res, k) for k in ("data", "items") if hasattr(res, k)})
-            new.checkpoints[ck][name] = result
-            effects.setdefault(ck, {})[name] = judge_effect(suite, old_rows, rows)
+    with _Progress(progress) as bar:        # the evaluation's rich bars, one per checkpoint and suite
+        judged_any = _rejudge_all(old, new, run_dir, judge, tag, effects, bar)
     if not judged_any:
         raise HarnessError(f"{run_dir} has no judged suite (MMHal, MM-Vet): nothing to re-judge")
     _recompare(new, run_dir)
@@ -88,14 +71,30 @@ def _samples(run_dir: Path, rel: str, ck: str, suite: str) -> Path:
     return path
 
 
-def _bar(enabled: bool, ck: str, suite: str, total: int):
-    if not enabled:
-        return None
-    from rich.console import Console
-    console = Console(stderr=True)
-    step = max(1, total // 10)
-    return lambda done: console.print(f"[dim]judge {ck}/{suite}: {done}/{total}[/]") \
-        if done % step == 0 or done == total else None
+def _rejudge_all(old: RunRecord, new: RunRecord, run_dir: Path, judge, tag: str, effects: dict, bar) -> bool:
+    """Every judged suite of every checkpoint re-scored into `new` and `effects`; False when there was none."""
+    from harness.evaluate import _judge_task, suite_result
+    from harness.registry import load
+
+    judged_any = False
+    for ck, suites in old.checkpoints.items():
+        for name, res in suites.items():
+            suite = load("suites", name)
+            if not suite.judged:
+                continue
+            judged_any = True
+            old_rows = read_jsonl(_samples(run_dir, res.samples, ck, name))
+            rows = _fresh(old_rows)
+            failures = judge.judge_rows(_judge_task(suite), rows, progress=bar.judge_callback(f"{ck}/{name}", len(rows)))
+            rel = f"samples-rejudge-{tag}/{ck}/{name}.jsonl"
+            write_jsonl(run_dir / rel, rows)
+            result = suite_result(suite, rows, rel, failures)
+            if hasattr(result, "judge"):
+                result = dataclasses.replace(result, judge=judge.describe(),
+                                             **{k: getattr(res, k) for k in ("data", "items") if hasattr(res, k)})
+            new.checkpoints[ck][name] = result
+            effects.setdefault(ck, {})[name] = judge_effect(suite, old_rows, rows)
+    return judged_any
 
 
 def judge_effect(suite, old_rows: list[dict], new_rows: list[dict]) -> dict[str, Comparison]:
