@@ -104,6 +104,15 @@ def plan(settings, cfg, manifests: dict) -> list[tuple[str, str, float]]:
     if synth is not None:
         from pipelines.synth.prompts import n_prompts
         n = n_prompts(synth.prompts, settings.size)
+        llm = []
+        if synth.prompts.source == "llm":      # batches per category, one more where a count does not divide
+            cats = len(synth.prompts.categories) or 15
+            llm.append(f"about {n // synth.prompts.per_request + cats} prompt requests")
+        if synth.questions.backend == "llm":
+            llm.append(f"{n} question requests")
+        if llm:
+            rows.append(("llm", " + ".join(llm) + f" to {synth.prompts.llm_model or synth.questions.llm_model} "
+                                                 "(not on this GPU)", 0.0))
         images = n * synth.images.n
         rows.append(("images", f"{n} prompts x {synth.images.n} = {images} images, {images} image-reward scores",
                      images * (SECONDS["image"] + SECONDS["image_score"]) / 3600 * rounds))

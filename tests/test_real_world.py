@@ -355,6 +355,7 @@ def test_dry_run_resolves_everything_prints_the_plan_and_loads_nothing(prepared,
     assert f"judge: judge-under-test at {judge.url}" in err
     assert judge.paths == ["/v1/chat/completions"] and judge.models == ["judge-under-test"]   # one test call
     assert "22 prompts x 4 = 88 images" in err and "44 generations" in err
+    assert "22 question requests to judge-under-test" in err        # the preset's LLM-written questions
     for stage in ("images", "responses", "rewards", "train", "evaluate"):
         assert f"  {stage}" in err
     assert "GPU-h" in err and not out.exists()

@@ -101,6 +101,8 @@ def write_prompts(n: int, categories=None, model: str = "", per_request: int = 2
     """n {"category", "prompt"} rows, spread evenly over the categories (the first n % len get one more)."""
     cats = list(categories or PAPER_CATEGORIES)
     client = LLMClient(model, url)
+    print(f"prompts: asking {client.describe()['model']} at {client.describe()['base_url']} for {n} prompts in "
+          f"{len(cats)} categories", file=sys.stderr)
     want = {c: n // len(cats) + (1 if i < n % len(cats) else 0) for i, c in enumerate(cats)}
     seen: set[str] = set()
     rows: list[dict] = []
