@@ -295,7 +295,8 @@ def run(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", ou
             return None
         rec.command = command
         at.stage = "record"
-        _finish(rec, run_dir, quiet)
+        _finish(rec, run_dir, quiet=True)
+    _print_table(rec, quiet)           # outside: a display problem must not turn a saved record into an error one
     if publish:
         from harness.leaderboard import publish as publish_run
         publish_run(str(run_dir), None)
