@@ -112,12 +112,6 @@ def check(suites, root: Path | None = None, hashes: bool = False) -> dict[str, d
     return out
 
 
-def fingerprint(suites, root: Path | None = None) -> dict[str, str]:
-    """{suite: hash of its manifest's file hashes}: part of an evaluation's cache key (new data, new samples)."""
-    from harness.io import stable_hash
-    return {s: stable_hash(m.get("files") or {}) for s, m in check(suites, root).items()}
-
-
 def task_dir(root: Path | None = None) -> Path:
     """lmms-eval task YAMLs for the real suites reading the data root, written into the root itself (so a
     document's `image`, relative to the root, is also relative to its task YAML, where harness.manifest looks):
