@@ -191,7 +191,6 @@ amber_cog = masked(_mentions("amber_cog", lambda c: 100 * _div(c[6], c[7])), _is
 amber_d_f1 = masked(SumMetric("amber_d_f1", _yes_no_features("no"), lambda c: 100 * _f1(c), 7), _is_discriminative)
 amber_d_accuracy = masked(SumMetric("amber_d_accuracy", _yes_no_features("no"), lambda c: 100 * c[4] / c[0], 7),
                           _is_discriminative)
-discriminative_parse_failure_rate = masked(yes_no("parse_failure", "no"), _is_discriminative)
 
 
 def amber_d_dimension_f1(dimension: str) -> SumMetric:

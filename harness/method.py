@@ -97,7 +97,7 @@ class Method:
     worlds: tuple[str, ...] = ("micro", "real")
     # optional up-front validation check(cfg, run) -> None: raise HarnessError before any work is done
     check: Callable[..., None] | None = None
-    # the synthesis hooks the method names (registry names or Hook subclasses); None = the trainer's default
+    # the synthesis hooks the method names (registry names or Hook subclasses; dpo_method always names both)
     scorer: str | type | None = None
     selector: str | type | None = None
     presets: Path | None = None       # preset folder; default <folder of `module`>/presets/<name>
