@@ -519,3 +519,19 @@ def test_mcnemar_mde_is_on_the_metrics_scale():
     percent = lambda rows: 100 * share(rows)
     mde = stats.metric_mde(base, aligned, share, item_key="ok")
     assert stats.metric_mde(base, aligned, percent, item_key="ok") == pytest.approx(100 * mde)
+
+
+def test_compare_needs_samples_and_the_same_suite_version(runs, fast_stats, tmp_path, capsys):
+    from harness.cli import main
+    from harness.leaderboard import DEFAULT_DIR
+
+    published = DEFAULT_DIR / "records" / "micro" / "rm-dpo-2k-s0-ee81d910" / "record.json"
+    a, _ = runs("correct", tmp_path / "a")
+    assert main(["compare", str(a), str(published), "--suites", "micro-mmhal"]) == 2
+    assert "needs the run directory" in capsys.readouterr().err
+    b, _ = runs("correct", tmp_path / "b")
+    d = json.loads((b / "record.json").read_text())
+    d["checkpoints"]["aligned"]["micro-mmhal"]["version"] = "1"
+    (b / "record.json").write_text(json.dumps(d))
+    assert main(["compare", str(a), str(b), "--suites", "micro-mmhal"]) == 2
+    assert "suite version 2 vs 1" in capsys.readouterr().err
