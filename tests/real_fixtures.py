@@ -167,7 +167,7 @@ def write_official_releases(root: Path) -> dict[str, Path]:
     data/query/query_{generative,discriminative}.json, data/annotations.json (official type names), image/;
     MMHal-Bench: response_template.json + images/ named after image_src; MM-Vet: mm-vet.json + images/;
     Object HalBench: RLAIF-V's eval/data/obj_halbench_300_with_image.jsonl (base64 images) + COCO
-    annotations/instances_val2014.json."""
+    annotations/instances_val2014.json and captions_val2014.json."""
     import base64
     import json
 
@@ -243,6 +243,9 @@ def write_official_releases(root: Path) -> dict[str, Path]:
                  "categories": [{"id": 1, "name": "person"}, {"id": 62, "name": "chair"}]}
     (root / "coco" / "annotations").mkdir(parents=True)
     (root / "coco" / "annotations" / "instances_val2014.json").write_text(json.dumps(instances))
+    captions = {"annotations": [{"id": iid + 1, "image_id": iid, "caption": "A man sitting on a chair near a dog."}
+                                for iid in (139, 285, 632)]}
+    (root / "coco" / "annotations" / "captions_val2014.json").write_text(json.dumps(captions))
     return {"pope": pope, "amber": amber, "mmhal": mmhal, "mmvet": mmvet, "object-halbench": [ohb, root / "coco"]}
 
 

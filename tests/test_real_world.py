@@ -232,6 +232,7 @@ def test_prepare_converts_each_official_release(prepared):
     assert amber_g["truth"] == ["tree", "sky"] and amber_g["hallu"] == ["bird", "car"]
     ohb = json.loads((prepared / "object-halbench/docs/object_halbench.jsonl").read_text().splitlines()[0])
     assert ohb["truth"] == ["person", "chair"] and (prepared / ohb["image"]).is_file()
+    assert ohb["captions"] == ["A man sitting on a chair near a dog."]
     mmvet = json.loads((prepared / "mmvet/docs/mmvet.jsonl").read_text().splitlines()[1])
     assert mmvet["capability"] == "rec,ocr" and mmvet["question_id"] == "v1_1"
     mmhal = json.loads((prepared / "mmhal/docs/mmhal.jsonl").read_text().splitlines()[0])

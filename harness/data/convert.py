@@ -10,7 +10,8 @@ What each converter reads (file names as the benchmarks publish them; docs/bench
 - mmhal: MMHal-Bench's `response_template.json` + `images/` (an item's image is the last part of its image_src);
 - mmvet: MM-Vet's `mm-vet.json` ({question id: {imagename, capability, question, answer}}) + `images/`;
 - object-halbench: RLAIF-V's `eval/data/obj_halbench_300_with_image.jsonl` (image_id, question, image as base64)
-  + COCO 2014 `instances_{val,train}2014.json` (the annotated objects are each item's truth).
+  + COCO 2014 `instances_{val,train}2014.json` (the annotated objects are each item's truth) and
+  `captions_{val,train}2014.json` (its reference captions, which chair.py's ground truth also reads).
 Every path given with --from is searched (recursively) for these files and for the images by name, so the
 releases can sit in separate folders. A release with fewer items than the official one is refused unless
 `--subset` says it is meant (the manifest records it).
@@ -201,8 +202,23 @@ def coco_objects(src: Sources) -> dict[int, list[str]]:
     return objects
 
 
+def coco_captions(src: Sources) -> dict[int, list[str]]:
+    """image id -> COCO's reference captions (captions_{val,train}2014.json): chair.py's ground truth adds the
+    classes they mention to the segmentation objects."""
+    files = [f for f in (src.find(n, "object-halbench", required=False)
+                         for n in ("captions_val2014.json", "captions_train2014.json")) if f]
+    if not files:
+        raise HarnessError("object-halbench: COCO 2014 captions (captions_val2014.json, in the same annotations "
+                           "release as instances_val2014.json) not found")
+    captions: dict[int, list[str]] = {}
+    for f in files:
+        for a in json.loads(f.read_text(encoding="utf-8"))["annotations"]:
+            captions.setdefault(int(a["image_id"]), []).append(a["caption"])
+    return captions
+
+
 def convert_object_halbench(src: Sources, w: Writer) -> None:
-    objects = coco_objects(src)
+    objects, captions = coco_objects(src), coco_captions(src)
     for row in read_json_or_lines(src.find("obj_halbench_300_with_image.jsonl", "object-halbench")):
         iid = int(row["image_id"])
         if iid not in objects:
@@ -212,6 +228,7 @@ def convert_object_halbench(src: Sources, w: Writer) -> None:
         except (ValueError, TypeError):
             raise HarnessError(f"object-halbench: image {iid} is not base64") from None
         w.add("object_halbench.jsonl", {"image_id": iid, "question": row["question"], "truth": objects[iid],
+                                        "captions": captions.get(iid, []),
                                         "image": w.image_bytes(data, f"{iid:012d}.jpg")})
 
 
