@@ -51,7 +51,8 @@ def read_predictions(path: str | Path) -> tuple[dict[str, str], dict[str, int]]:
 
 
 class _TaskYaml:
-    """One lmms-eval task YAML read without lmms-eval (`!function module.name` kept as a reference)."""
+    """One lmms-eval task YAML read without lmms-eval: `include:` merged as lmms-eval merges it (the including
+    file's keys win), `!function module.name` resolved next to the file that names it."""
 
     def __init__(self, path: Path):
         import yaml
@@ -60,14 +61,21 @@ class _TaskYaml:
             pass
         Loader.add_constructor("!function", lambda loader, node: ("function", loader.construct_scalar(node)))
         self.path = path
-        self.config = yaml.load(path.read_text(), Loader=Loader)
+        own = yaml.load(path.read_text(), Loader=Loader) or {}
+        included = own.pop("include", None)
+        self.config, self.origin = {}, {}
+        if included:
+            base = _TaskYaml(Path(included) if Path(included).is_absolute() else path.parent / included)
+            self.config, self.origin = dict(base.config), dict(base.origin)
+        self.config.update(own)
+        self.origin.update({key: path for key in own})
 
     def function(self, key: str):
         value = self.config.get(key)
         if not (isinstance(value, tuple) and value[0] == "function"):
             return None
         module_name, name = value[1].rsplit(".", 1)
-        file = self.path.parent / f"{module_name}.py"
+        file = self.origin[key].parent / f"{module_name}.py"
         spec = importlib.util.spec_from_file_location(f"harness_score_{self.path.parent.name}_{module_name}", file)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -80,7 +88,7 @@ class _TaskYaml:
         files = (self.config.get("dataset_kwargs") or {}).get("data_files") or {}
         split = self.config.get("test_split", "test")
         name = files.get(split) if isinstance(files, dict) else files
-        path = Path(name) if Path(str(name)).is_absolute() else self.path.parent / str(name)
+        path = Path(name) if Path(str(name)).is_absolute() else self.origin["dataset_kwargs"].parent / str(name)
         if not path.is_file():
             raise HarnessError(f"task {self.config.get('task')}: document file {path} not found")
         return read_jsonl(path)
@@ -92,7 +100,7 @@ def _task_yaml(suite, task: str) -> _TaskYaml:
         raise HarnessError(f"suite {suite.name} runs lmms-eval's own task {task}: no local documents to score against")
     for path in sorted(Path(folder).glob("*.yaml")):
         y = _TaskYaml(path)
-        if (y.config or {}).get("task") == task:
+        if y.config.get("task") == task:
             return y
     raise HarnessError(f"task {task} not found under {folder}")
 

@@ -175,3 +175,23 @@ def test_score_reproduces_the_official_chair_on_saved_captions(tmp_path):
     values = suite.compute(rows)
     assert repr(values["chair_s"]) == golden["official_output"]["CHAIRs"]
     assert repr(values["chair_i"]) == golden["official_output"]["CHAIRi"]
+
+
+def test_score_reads_task_yamls_that_include_ours(tmp_path):
+    """The data root's generated YAMLs (harness.data.task_dir) `include:` our task and replace its data files:
+    harness score merges them as lmms-eval does, so the scoring functions are ours and the documents theirs."""
+    import dataclasses
+
+    from benchmarks.suites import AMBER
+    from harness.score import score_rows
+
+    real = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "real"
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(json.dumps({"id": 1005, "image": "x.jpg", "query": "q", "truth": "no", "type": "relation"}) + "\n")
+    (tmp_path / "harness_amber_d.yaml").write_text(
+        f"include: {real / 'harness_amber_d.yaml'}\ntask: harness_amber_d\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {docs}\ntest_split: test\n")
+    suite = dataclasses.replace(AMBER, tasks=("harness_amber_d",), include=tmp_path)
+    rows, mismatch = score_rows(suite, {"1005": "No"})
+    assert mismatch == {"missing": 0, "unknown": 0}
+    assert rows[0]["id"] == "amber-d-1005" and rows[0]["dimension"] == "relation" and rows[0]["correct"]
