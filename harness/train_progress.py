@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import warnings
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -75,10 +76,13 @@ class RichTrainProgress:
         self.log_path, self.label, self.show = Path(log_path), label, show
         self.progress = self.task = None
         self.last: dict = {}
+        self._showwarning = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.write_text("", encoding="utf-8")
+        # library warnings raised while training go to the log, not between the progress lines
+        self._showwarning, warnings.showwarning = warnings.showwarning, self._log_warning
         if self.show and state.is_world_process_zero:
             from rich.console import Console
             from rich.progress import (
@@ -107,7 +111,13 @@ class RichTrainProgress:
         if self.progress is not None:
             self.progress.update(self.task, completed=state.global_step)
 
+    def _log_warning(self, message, category, filename, lineno, file=None, line=None):
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"warning": f"{category.__name__}: {message}", "at": f"{filename}:{lineno}"}) + "\n")
+
     def on_train_end(self, args, state, control, **kwargs):
+        if self._showwarning is not None:
+            warnings.showwarning, self._showwarning = self._showwarning, None
         if self.progress is not None:
             self.progress.update(self.task, completed=state.global_step, stats=self.stats_text())
             self.progress.stop()

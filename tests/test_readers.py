@@ -536,3 +536,23 @@ def test_compare_needs_samples_and_the_same_suite_version(runs, fast_stats, tmp_
     (b / "record.json").write_text(json.dumps(d))
     assert main(["compare", str(a), str(b), "--suites", "micro-mmhal"]) == 2
     assert "suite version 2 vs 1" in capsys.readouterr().err
+
+
+def test_progress_callback_logs_steps_and_warnings_without_printing(tmp_path, capsys):
+    import warnings
+    from types import SimpleNamespace
+
+    from harness.train_progress import RichTrainProgress
+    cb = RichTrainProgress(tmp_path / "train.log", "t", show=False)
+    state = SimpleNamespace(global_step=0, max_steps=2, is_world_process_zero=True)
+    cb.on_train_begin(None, state, None)
+    state.global_step = 1
+    cb.on_log(None, state, None, logs={"loss": 0.5, "rewards/margins": 0.25, "rewards/accuracies": 0.75})
+    warnings.warn("a library complains", UserWarning)
+    cb.on_train_end(None, state, None)
+    lines = [json.loads(x) for x in (tmp_path / "train.log").read_text().splitlines()]
+    assert lines[0] == {"step": 1, "loss": 0.5, "rewards/margins": 0.25, "rewards/accuracies": 0.75}
+    assert lines[1]["warning"] == "UserWarning: a library complains"
+    assert cb.stats_text() == "loss 0.500  margin 0.250  acc 0.750"
+    assert capsys.readouterr().err == ""
+    assert warnings.showwarning is not cb._log_warning                 # restored after training
