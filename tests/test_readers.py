@@ -556,3 +556,19 @@ def test_progress_callback_logs_steps_and_warnings_without_printing(tmp_path, ca
     assert cb.stats_text() == "loss 0.500  margin 0.250  acc 0.750"
     assert capsys.readouterr().err == ""
     assert warnings.showwarning is not cb._log_warning                 # restored after training
+
+
+@pytest.mark.slow
+def test_report_to_wandb_offline_reaches_the_trainer(tmp_path, monkeypatch):
+    """(slow tier) train.report_to=[wandb] with WANDB_MODE=offline: TRL's wandb callback writes an offline run."""
+    from pipelines.dpo import DPOTrainConfig, train_dpo
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("HARNESS_ZOO_DIR", raising=False)
+    _tiny_preferences(tmp_path / "ds")
+    cfg = DPOTrainConfig(lr=1e-3, lora_r=2, lora_alpha=4, lora_dropout=0.0, batch_size=2, max_steps=2,
+                         warmup_ratio=0.0, report_to=["wandb"])
+    train_dpo(cfg, base="micro-llava", dataset_dir=tmp_path / "ds", out_dir=tmp_path / "out", seed=0)
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
