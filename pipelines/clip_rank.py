@@ -94,4 +94,5 @@ def _text_features(clip, texts: list[str]) -> dict:
 
 METHOD = dpo_method(
     "clip-rank", scorer="clip", config_cls=ClipRankConfig,
-    description="CLIP-DPO style: rm-dpo's responses ranked by CLIP(image, response) instead of a reward model -> DPO+LoRA")
+    description="CLIP-DPO style: rm-dpo's responses ranked by CLIP(image, response) instead of a reward model "
+                "-> DPO+LoRA")

@@ -2,8 +2,9 @@
 
 Real preset = the paper's recipe (LoRA r128/α256, dropout 0.05 on all LM linear layers, lr 1e-5, cosine,
 warmup 3 %, 2 epochs, β 0.1, bf16). Micro preset = a recipe that fits 2 CPU cores (docs/recipe.md): lr 1e-3, β 0.1,
-LoRA r16/α32, loss ["sigmoid", "sft"] with weights [0.5, 2.0] (DPO 0.5, SFT on the chosen answer 2: the SFT term is
-what keeps outputs well-formed), batch 16, no gradient checkpointing, max_length None (truncation would cut image tokens).
+LoRA r16/α32, loss ["sigmoid", "sft"] with weights [0.5, 2.0] (DPO 0.5, SFT on the chosen answer 2: the SFT
+term is what keeps outputs well-formed), batch 16, no gradient checkpointing, max_length None (truncation would
+cut image tokens).
 
 Also here: merging an adapter into a full checkpoint (the start of an on-policy round) and concatenating the
 adapters of several rounds into one adapter for the original base (PEFT `add_weighted_adapter(..., "cat")`:

@@ -7,6 +7,7 @@ entry points and run on a tiny configuration.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import textwrap
@@ -153,7 +154,8 @@ def test_code_versions_follow_the_source():
     assert len({x.code_version() for x in m.values()}) == 3
 
 
-def test_synthesis_redoes_the_rewards_stage_for_a_changed_hook_with_the_same_name(tmp_path, monkeypatch, zoo):  # noqa: F811
+def test_synthesis_redoes_the_rewards_stage_for_a_changed_hook_with_the_same_name(
+        tmp_path, monkeypatch, zoo):  # noqa: F811
     """Two runs through the real synthesis with a same-named scorer, the second inverted: the rewards stage is
     recomputed and the pairs flip (before hooks carried their code in the key, the old scores were reused)."""
     from types import SimpleNamespace
@@ -215,8 +217,9 @@ def test_third_party_method_and_suite_are_listed_without_torch(example):
     import subprocess
     probe = ("import sys\nfrom harness.cli import main\nrc = main(['ls'])\n"
              "print('TORCH', 'torch' in sys.modules)\nsys.exit(rc)\n")
-    p = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=120, cwd=ROOT,
-                       env={**__import__("os").environ, "PYTHONPATH": str(example), "COLUMNS": "250"})
+    env = {**os.environ, "PYTHONPATH": str(example), "COLUMNS": "250"}
+    p = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=120,
+                       cwd=ROOT, env=env)
     assert p.returncode == 0, p.stderr
     for word in ("concise-dpo", "example-color", "concise", "TORCH False"):
         assert word in p.stdout, word
