@@ -13,6 +13,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from harness.errors import HarnessError, RunFailed
 from harness.io import disk_full, disk_full_path, write_text
@@ -76,7 +77,7 @@ class record_failures:
         self.run_dir, self.make_record, self.console = Path(run_dir), make_record, console
         self.stage = "setup"
 
-    def __enter__(self) -> "record_failures":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -93,17 +94,21 @@ class record_failures:
         log = self.run_dir / ERROR_LOG
         text = (f"{now_iso()} stage {failed.stage} failed: {failed.message}\n\n"
                 + "".join(traceback.format_exception(exc)))
+        lost = []               # (a full disk) the evidence that could not be written; the message still goes out
         try:
             write_text(log, text)
-        except Exception:       # noqa: BLE001 - (a full disk) the message still reaches the user
+        except Exception as e:  # noqa: BLE001
             log = None
+            lost.append(f"{ERROR_LOG} ({describe(e)})")
         try:
             rec = self.make_record()
             rec.status = "error"
             rec.error = {"stage": failed.stage, "message": failed.message, "log": ERROR_LOG if log else ""}
             rec.save(self.run_dir / "record.json")
-        except Exception:       # noqa: BLE001
-            pass
+        except Exception as e:  # noqa: BLE001
+            lost.append(f"record.json ({describe(e)})")
         if self.console is not None:
             self.console.print(f"[red]{failed.stage} failed:[/] {failed.message}")
+            if lost:
+                self.console.print(f"[red]not written:[/] {'; '.join(lost)}")
         return str(log) if log else None

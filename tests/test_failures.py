@@ -388,7 +388,7 @@ def _probe(args: list[str], extra_env: dict) -> str:
     env = {k: v for k, v in os.environ.items() if "OFFLINE" not in k}
     env.update(extra_env, HARNESS_QUIET="1")
     p = subprocess.run([sys.executable, "-c", OFFLINE_PROBE, *args], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, check=False)
     return next((ln for ln in p.stdout.splitlines() if ln.startswith("OFFLINE")), p.stdout + p.stderr)
 
 
