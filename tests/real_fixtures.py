@@ -351,3 +351,4 @@ def fake_nlp_resources(monkeypatch) -> None:
     monkeypatch.setattr(nlp, "word_tokenize", lambda text: re.findall(r"\w+|[^\w\s]", text))
     monkeypatch.setattr(nlp, "amber_nouns", lambda text: re.findall(r"[a-z]+", text.lower()))
     monkeypatch.setattr(nlp, "similarity_test", lambda model=None, threshold=None: (lambda a, b: a == b))
+    monkeypatch.setattr(nlp, "describe", lambda *a, **kw: {"stand_in": "tests/real_fixtures.fake_nlp_resources"})
