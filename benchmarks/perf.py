@@ -70,6 +70,12 @@ def _record(run_dir: Path) -> dict:
     return json.loads((run_dir / "record.json").read_text())
 
 
+def _stage_seconds(run_dir: Path, stage: str) -> float:
+    """Wall seconds of a finished stage, from its DONE marker (harness.stages)."""
+    done = sorted((run_dir / "stages").glob(f"{stage}-*/DONE"))
+    return json.loads(done[-1].read_text())["seconds"] if done else float("nan")
+
+
 # ------------------------------------------------------------------ harness eval vs lmms-eval llava_hf
 
 def _stock_llava_hf(model_dir: Path, include: str, limit: int, out: Path) -> list[str]:
@@ -79,12 +85,14 @@ def _stock_llava_hf(model_dir: Path, include: str, limit: int, out: Path) -> lis
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
     torch.set_num_threads(1)
+    t0 = time.perf_counter()
     res = simple_evaluate(model="llava_hf", model_args=f"pretrained={model_dir},device_map=cpu,dtype=float32",
                           tasks=["harness_micro_pope"], task_manager=TaskManager(include_path=include,
                                                                                  include_defaults=False),
                           limit=limit, batch_size=1, log_samples=True, bootstrap_iters=0, device="cpu")
+    seconds = time.perf_counter() - t0
     rows = sorted(res["samples"]["harness_micro_pope"], key=lambda s: s["doc_id"])
-    return [(r["resps"][0][0] if isinstance(r["resps"][0], list) else r["resps"][0]) for r in rows]
+    return seconds, [(r["resps"][0][0] if isinstance(r["resps"][0], list) else r["resps"][0]) for r in rows]
 
 
 def bench_lmms(items: int, work: Path) -> None:
@@ -103,12 +111,16 @@ def bench_lmms(items: int, work: Path) -> None:
     theirs = time.perf_counter() - t0
     if p.returncode:
         raise SystemExit(f"lmms-eval llava_hf failed:\n{p.stderr[-3000:]}")
-    stock = json.loads(p.stdout.strip().splitlines()[-1])
+    stock_eval, stock = json.loads(p.stdout.strip().splitlines()[-1])
+    our_eval = _record(work / "eval-ours")["timings"]["evaluate"]
     mine = [r.get("prediction", r.get("response", "")) for r in load_samples(work / "eval-ours", "base", "micro-pope")]
     same = sum(a.strip() == b.strip() for a, b in zip(mine, stock))
-    _say(f"  harness eval {ours:.1f} s, lmms-eval llava_hf {theirs:.1f} s; {same}/{len(stock)} answers identical")
-    RESULTS.append((f"harness eval, micro-POPE {items} items ({same}/{len(stock)} same answers)",
-                    "lmms-eval llava_hf (batch 1)", ours, theirs))
+    _say(f"  harness eval {ours:.1f} s (evaluation {our_eval:.1f} s), lmms-eval llava_hf {theirs:.1f} s "
+         f"(simple_evaluate {stock_eval:.1f} s); {same}/{len(stock)} answers identical")
+    RESULTS.append((f"harness eval, micro-POPE {items} items, whole command", "lmms-eval llava_hf (batch 1)",
+                    ours, theirs))
+    RESULTS.append((f"  evaluation alone ({same}/{len(stock)} same answers)", "simple_evaluate alone",
+                    our_eval, stock_eval))
 
 
 # ------------------------------------------------------------------ vLLM vs HF generate
@@ -179,16 +191,15 @@ def bench_dp(pairs: int, items: int, work: Path) -> None:
                     for f in (work / "dp1" / "dataset").glob("*.arrow"))
     same_samples = all(f.read_bytes() == (work / "dp2-eval" / f.relative_to(work / "dp1-eval")).read_bytes()
                        for f in (work / "dp1-eval" / "samples").rglob("*.jsonl"))
-    t1, t2 = _record(work / "dp1")["timings"], _record(work / "dp2")["timings"]
-    _say(f"  synth {walls[('synth', 1)]:.0f} s -> {walls[('synth', 2)]:.0f} s (same dataset: {same_data}); "
-         f"DPO stage {t1.get('train', float('nan')):.0f} s -> {t2.get('train', float('nan')):.0f} s; eval "
+    t1, t2 = (_stage_seconds(work / "dp1", "train"), _stage_seconds(work / "dp2", "train"))
+    _say(f"  whole commands: synth {walls[('synth', 1)]:.0f} s -> {walls[('synth', 2)]:.0f} s (same dataset: {same_data}); "
+         f"DPO stage {t1:.0f} s -> {t2:.0f} s; eval "
          f"{walls[('eval', 1)]:.0f} s -> {walls[('eval', 2)]:.0f} s (same samples: {same_samples})")
-    RESULTS.append((f"synth {pairs} pairs, 2 ranks (same dataset: {same_data})", "1 process",
-                    walls[("synth", 2)], walls[("synth", 1)]))
-    RESULTS.append(("DPO stage, 2 ranks DDP (same batch per step)", "1 process", t2.get("train", float("nan")),
-                    t1.get("train", float("nan"))))
-    RESULTS.append((f"eval 2 suites x {items}, 2 ranks (same samples: {same_samples})", "1 process",
-                    walls[("eval", 2)], walls[("eval", 1)]))
+    s1, s2 = _stage_seconds(work / "dp1", "synth"), _stage_seconds(work / "dp2", "synth")
+    e1, e2 = (_record(work / f"dp{w}-eval")["timings"]["evaluate"] for w in (1, 2))
+    RESULTS.append((f"synth stage {pairs} pairs, 2 ranks (same dataset: {same_data})", "1 process", s2, s1))
+    RESULTS.append(("DPO stage, 2 ranks DDP (same batch per step)", "1 process", t2, t1))
+    RESULTS.append((f"evaluation 2 suites x {items}, 2 ranks (same samples: {same_samples})", "1 process", e2, e1))
 
 
 def summary() -> None:
