@@ -186,8 +186,6 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         _join_ranks()
         from harness.train_progress import quiet_model_loading
         quiet_model_loading()         # no "Loading weights" / map bars under the rich progress (harness/train_progress.py)
-    if cmd in ("run", "synth", "train", "eval"):
-        _join_ranks()
     if cmd == "eval":
         from harness.api import eval_suites
         args.suites = eval_suites(args.world, args.suites)
@@ -216,6 +214,12 @@ def _eval(args: argparse.Namespace) -> int:
     if args.adapter and not Path(args.adapter).is_dir():
         raise HarnessError(f"adapter directory not found: {args.adapter}")
     check_model(args.model)
+    from types import SimpleNamespace
+
+    from harness.api import DEFAULT_JUDGE
+    from harness.dryrun import judge_check
+    args.judge = args.judge or DEFAULT_JUDGE[suites[0].world]
+    judge_check(SimpleNamespace(judge=args.judge), suites)     # an unreachable judge: exit 2 before any model loads
     out = ensure_writable_dir(args.out)
     config = {"model": args.model, "adapter": args.adapter, "suites": [s.name for s in suites],
               "limit": args.limit, "batch_size": args.batch_size}

@@ -321,7 +321,8 @@ def evaluate_cli(args) -> RunRecord:
     """`harness eval --model M [--adapter DIR] --suites LIST --out DIR [--judge J] [--limit N] [--batch-size B]`."""
     suites = resolve_suites(args.suites)
     world = suites[0].world
-    judge = args.judge or ("rule" if world == "micro" else "openai")
+    from harness.api import DEFAULT_JUDGE
+    judge = args.judge or DEFAULT_JUDGE[world]
     checkpoint = Path(args.adapter).name if args.adapter else "base"
     out = Path(args.out)
     record_path = out / "record.json"

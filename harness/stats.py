@@ -140,7 +140,11 @@ def mde_paired_t(sd_diff: float, n: int, alpha: float = ALPHA, power: float = PO
         return nct.sf(tc, df, nc) + np.nan_to_num(nct.cdf(-tc, df, nc)) - power
 
     hi = 4 * (norm.ppf(1 - alpha / 2) + norm.ppf(power)) * sd_diff / math.sqrt(max(n - 1, 1))
-    return float(brentq(gap, 1e-12, hi))
+    for _ in range(20):        # very few pairs (n = 2: df 1, t_crit 12.7) need a wider bracket than the normal bound
+        if gap(hi) > 0:
+            return float(brentq(gap, 1e-12, hi))
+        hi *= 4
+    return float("nan")
 
 
 def mcnemar_power(delta: float, discordance: float, n: int, alpha: float = ALPHA) -> float:

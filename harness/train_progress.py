@@ -48,6 +48,9 @@ def quiet_model_loading() -> None:
 
     hf_logging.disable_progress_bar()
     datasets.disable_progress_bars()
+    # PEFT 0.21 reads transformers' deprecated `is_gradient_checkpointing` whenever it wraps a model (training,
+    # merging, loading an adapter): a library-internal deprecation that no setting of ours can avoid
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 @contextlib.contextmanager

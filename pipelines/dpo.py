@@ -109,7 +109,7 @@ def train_dpo(cfg: DPOTrainConfig, *, base: str, dataset_dir: str | Path, out_di
         loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights,
         per_device_train_batch_size=per_device, gradient_accumulation_steps=accum, ddp_backend=ddp_backend,
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=float(cfg.warmup_ratio),  # a float < 1 is a ratio in transformers 5
-        lr_scheduler_type=cfg.scheduler, bf16=cfg.bf16, gradient_checkpointing=cfg.gradient_checkpointing,
+        lr_scheduler_type=cfg.scheduler, bf16=cfg.bf16, activation_checkpointing=cfg.gradient_checkpointing,
         max_length=cfg.max_length, logging_steps=1, save_strategy="no", seed=seed,
         report_to=train_progress.check_report_to(cfg.report_to, out_dir),
         data_seed=seed, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
@@ -179,9 +179,9 @@ def combine_adapters(base: str, adapters: list[str | Path], out: str | Path) -> 
     for name, a in zip(names[1:], adapters[1:]):
         peft_model.load_adapter(str(a), adapter_name=name)
     peft_model.add_weighted_adapter(names, [1.0] * len(names), "combined", combination_type="cat")
+    peft_model.set_adapter("combined")          # first, so deleting the rounds never deletes the active adapter
     for n in names:
         peft_model.delete_adapter(n)
-    peft_model.set_adapter("combined")
     tmp = out.parent / (out.name + ".tmp")
     peft_model.save_pretrained(str(tmp), safe_serialization=True, selected_adapters=["combined"])
     # PEFT writes non-default adapters into a sub-folder named after the adapter

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import numpy as np
 import pytest
 from scipy.stats import ttest_rel
@@ -572,3 +573,11 @@ def test_report_to_wandb_offline_reaches_the_trainer(tmp_path, monkeypatch):
                          warmup_ratio=0.0, report_to=["wandb"])
     train_dpo(cfg, base="micro-llava", dataset_dir=tmp_path / "ds", out_dir=tmp_path / "out", seed=0)
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_paired_t_mde_is_finite_for_very_few_pairs():
+    """n = 2 (df 1, t_crit 12.7) lies beyond the normal-approximation bracket; it must still give an MDE."""
+    from harness.stats import mde_paired_t
+
+    two, three = mde_paired_t(1.0, 2), mde_paired_t(1.0, 3)
+    assert math.isfinite(two) and two > three > mde_paired_t(1.0, 30)
