@@ -54,7 +54,7 @@ def load_side(path: str | Path, checkpoint: str | None, label: str) -> Side:
     """A run directory or a record file (record.json, record.rejudge-<judge>.json, ...) and one checkpoint."""
     p = Path(path)
     rec_path = p / "record.json" if p.is_dir() else p
-    rec = RunRecord.load(rec_path)
+    rec = RunRecord.load_finished(rec_path, "compare")
     if checkpoint is None:
         checkpoint = "aligned" if "aligned" in rec.checkpoints else next(iter(rec.checkpoints), "")
     if checkpoint not in rec.checkpoints:

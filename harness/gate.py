@@ -61,7 +61,7 @@ def _load(path: str | Path, what: str) -> tuple[RunRecord, Path]:
         p = p / "record.json"
     if not p.is_file():
         raise HarnessError(f"{what} record not found: {path}")
-    return RunRecord.load(p), p
+    return RunRecord.load_finished(p, "gate"), p
 
 
 def _half_width(mv: MetricValue) -> float | None:

@@ -77,7 +77,7 @@ def publish(run_dir: str | Path, dir: str | Path | None = None) -> Path:
     src = run_dir / "record.json" if run_dir.is_dir() else run_dir
     if run_dir.is_file():
         run_dir = run_dir.parent
-    record = RunRecord.load(src)
+    record = RunRecord.load_finished(src, "publish")
     if not record.checkpoints:
         raise HarnessError(f"{src} has no evaluated checkpoint: finish the run before publishing")
     if record.kind == "run" and not {"base", "aligned"} <= set(record.checkpoints):

@@ -112,6 +112,17 @@ class RunRecord:
             raise HarnessError(f"malformed record {path}: {e}") from None
         return cls.from_dict(data)
 
+    @classmethod
+    def load_finished(cls, path: str | Path, use: str) -> "RunRecord":
+        """A record whose numbers can be used (gated, published, compared, re-judged): a failed run's record
+        (status "error", exit 3) is refused with its stage and message instead of a vaguer error later."""
+        rec = cls.load(path)
+        if rec.status == "error":
+            err = rec.error or {}
+            raise HarnessError(f"{path} is the record of a failed run (stage {err.get('stage', '?')}: "
+                               f"{err.get('message', '?')}); it has no numbers to {use}: re-run it first")
+        return rec
+
 
 def package_versions() -> dict[str, str]:
     """Versions of the packages that make the numbers, plus "lock": the install lock and its hash."""

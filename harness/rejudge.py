@@ -46,7 +46,7 @@ def rejudge(run_dir: str | Path, judge, progress: bool = True) -> tuple[RunRecor
     from harness.evaluate import _Progress
 
     run_dir = Path(run_dir)
-    old = RunRecord.load(run_dir / "record.json" if run_dir.is_dir() else run_dir)
+    old = RunRecord.load_finished(run_dir / "record.json" if run_dir.is_dir() else run_dir, "re-judge")
     run_dir = run_dir if run_dir.is_dir() else run_dir.parent
     tag = judge_tag(judge)
     new = copy.deepcopy(old)

@@ -97,6 +97,23 @@ def test_failing_stage_exits_3_with_error_record_log_and_cause(env, monkeypatch,
     assert RunRecord.load(env / "run" / "record.json").status == "error"     # the schema loads it back
 
 
+@pytest.mark.parametrize("command", ["gate", "publish", "compare", "rejudge"])
+def test_a_failed_runs_record_is_refused_by_the_readers_with_its_stage(env, monkeypatch, capsys, command):
+    FakeMethod(monkeypatch, synth_error=ZeroDivisionError("boom in synthesis"))
+    run = env / "run"
+    assert _run("--out", str(run)) == 3
+    capsys.readouterr()
+    from harness.cli import main
+    argv = {"gate": ["gate", "--record", str(run), "--reference", str(ROOT / "leaderboards" / "references"
+                                                                       / "micro-rm-dpo-2k.json")],
+            "publish": ["publish", str(run), "--dir", str(env / "boards")],
+            "compare": ["compare", str(run), str(run)],
+            "rejudge": ["rejudge", str(run), "--judge", "rule"]}[command]
+    assert main(argv) == 2
+    assert "failed run (stage synth: ZeroDivisionError: boom in synthesis)" in capsys.readouterr().err
+    assert not (env / "boards").exists()
+
+
 def test_rerun_after_failure_resumes_at_the_failed_stage(env, monkeypatch):
     fake = FakeMethod(monkeypatch, train_error=ValueError("first attempt"))
     assert _run("--out", str(env / "run")) == 3
