@@ -97,9 +97,10 @@ def all_gather(obj) -> list:
     try:
         dist.all_gather_object(out, obj)
     except (RuntimeError, ValueError, OSError) as e:   # gloo: "Connection closed by peer", timeouts
+        # gloo's text names its source as "[/path/pair.cc:553]": brackets would be read as console markup
+        first = (str(e).splitlines() or [""])[0].replace("[", "(").replace("]", ")")
         raise RankFailed(f"rank {rank()}: another rank failed during a collective ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}); finished units are kept, re-run to "
-                         "resume") from None
+                         f"{first}); finished units are kept, re-run to resume") from None
     return out
 
 
