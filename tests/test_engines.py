@@ -375,6 +375,27 @@ def test_served_checkpoint_has_vllm_vision_keys(tmp_path):
     assert rename_vision_keys({"vision_tower.vision_model.a": 1})[1] == 0     # idempotent
 
 
+def test_served_aligned_checkpoint_has_the_adapter_merged(tmp_path):
+    """An aligned checkpoint is served as base + LoRA merged (language-model targets only), vision keys renamed."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
+
+    from harness.engines.vllm import prepare_checkpoint
+    from harness.models.vlm import load_vlm
+    from pipelines.dpo import LM_LINEAR
+    src = _tiny_llava(tmp_path / "llava")
+    model, _ = load_vlm(str(src))
+    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=LM_LINEAR, init_lora_weights=False))
+    peft.save_pretrained(str(tmp_path / "adapter"), safe_serialization=True)
+    out = prepare_checkpoint(str(src), str(tmp_path / "adapter"), tmp_path / "served")
+    merged, base = load_file(str(out / "model.safetensors")), load_file(str(src / "model.safetensors"))
+    changed = [k for k in base if k in merged and not torch.equal(base[k], merged[k])]
+    assert changed and all("language_model" in k and "proj" in k for k in changed)
+    assert not any("lora" in k for k in merged)
+    assert any(k.startswith("vision_tower.vision_model.") for k in merged)
+
+
 # ------------------------------------------------------------------ the real vLLM CPU build (slow tier)
 # Needs .venv-vllm (bash scripts/vllm-env.sh: ~2.1 GB, not part of setup.sh); one server start took 60-360 s on
 # the shared 2-core machine (torch.compile warm-up), so this is opt-in: pytest -m slow tests/test_engines.py -k vllm
