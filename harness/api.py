@@ -60,6 +60,10 @@ class EvalSettings:
     def __post_init__(self):            # refused at resolve time (exit 2), not by lmms-eval mid-run
         from harness.engines import check_engine
         self.engine = check_engine(self.engine, "eval.engine")
+        if self.engine.startswith("vllm:"):      # base and aligned are two checkpoints; a server serves one
+            raise HarnessError(f"eval.engine={self.engine!r}: harness run evaluates two checkpoints, a running "
+                               "server serves one; use eval.engine=vllm (each served here) or harness eval "
+                               "--engine vllm:URL for one checkpoint")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"eval.limit must be a positive number of items (or null for all), got {self.limit}")
         if self.batch_size < 1:

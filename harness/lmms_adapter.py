@@ -48,7 +48,7 @@ class HarnessVLM(lmms):
         self.batch_size_per_gpu = int(batch_size or 64)
         # True when the harness runs lmms-eval once per rank (one-process view) and shards whole batches itself;
         # False under the lmms-eval CLI's own torchrun/accelerate path, which shards documents before us
-        self.shard_batches, self._call = False, 0
+        self.shard_batches = False
         self.progress = progress
 
     # lmms-eval reads these on some code paths
@@ -115,7 +115,7 @@ class HarnessVLM(lmms):
                     progress(min(len(prompts), (b + 1) * bs))
                 yield b, texts
         n = -(-len(prompts) // bs)
-        parts = parallel.map_units(n, compute, parallel.unit_store(f"eval-{self._call}"))
+        parts = parallel.map_units(n, compute, parallel.unit_store(f"eval-{_content_key(images, prompts, bs, kw)}"))
         return [t for part in parts for t in part]
 
     def _generate_batches(self, images, prompts, **kw) -> list[str]:
@@ -141,6 +141,16 @@ class HarnessVLM(lmms):
 
 
 _TASK_MANAGERS: dict[tuple, object] = {}
+
+
+def _content_key(images, prompts, batch_size: int, settings: dict) -> str:
+    """What a generation call's stored batches depend on: its images, prompts, batching and decoding settings
+    (so a resumed evaluation never takes batches stored for another task)."""
+    import hashlib
+    h = hashlib.sha256(repr((list(prompts), batch_size, sorted(settings.items()))).encode())
+    for im in images:
+        h.update(im.tobytes())
+    return h.hexdigest()[:16]
 
 
 @contextlib.contextmanager

@@ -139,7 +139,8 @@ def test_two_ranks_generate_exactly_what_one_process_generates(tmp_path):
         got = json.loads((tmp_path / f"rank{r}.json").read_text())
         assert got["texts"] == want
         assert got["device"] == "cpu"
-    stored = sorted(f.name for f in (tmp_path / "store" / "eval-1").iterdir())
+    (store,) = (tmp_path / "store").glob("eval-*")          # one store, named by the call's content
+    stored = sorted(f.name for f in store.iterdir())
     assert stored == ["unit-0.json", "unit-1.json", "unit-2.json"]     # 3 batches, each computed once
 
 
@@ -245,6 +246,11 @@ def test_engine_keys_are_checked_at_config_time(tmp_path):
         api.prepare("rm-dpo", "2k", out=tmp_path / "r", overrides=["synth.responders.engine=sglang"])
     with pytest.raises(HarnessError, match="eval.engine='vllm:nowhere'"):
         api.prepare("rm-dpo", "2k", out=tmp_path / "r", overrides=["eval.engine=vllm:nowhere"])
+    # a running server serves one model: not for several responders, nor for base + aligned in one run
+    with pytest.raises(HarnessError, match="a running server serves one model, and the responders are 3"):
+        api.prepare("rm-dpo", "2k", out=tmp_path / "r", overrides=["synth.responders.engine=vllm:http://h:1/v1"])
+    with pytest.raises(HarnessError, match="harness run evaluates two checkpoints"):
+        api.prepare("rm-dpo", "2k", out=tmp_path / "r", overrides=["eval.engine=vllm:http://h:1/v1"])
 
 
 def _fake_python(tmp_path: Path, body: str) -> str:

@@ -32,7 +32,12 @@ class RespondersConfig:
 
     def __post_init__(self):
         from harness.engines import check_engine
+        from harness.errors import HarnessError
         self.engine = check_engine(self.engine, "synth.responders.engine")
+        if self.engine.startswith("vllm:") and len(set(self.models)) > 1:
+            raise HarnessError(f"synth.responders.engine={self.engine!r}: a running server serves one model, and "
+                               f"the responders are {len(set(self.models))} ({', '.join(self.models)}); use "
+                               "engine=vllm (a server per model, started here) or one responder model")
 
 
 def _job(args) -> dict[int, list[str]]:
