@@ -66,8 +66,27 @@ class DPOTrainConfig:
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ValueError(f"train.loss_weights has {len(self.loss_weights)} entries for {len(self.loss_type)} "
                              f"loss types")
+        _check_names(self.scheduler, self.loss_type)
         from harness.train_progress import check_report_to
         check_report_to(self.report_to)
+
+
+def _check_names(scheduler: str, loss_types: list[str]) -> None:
+    """Scheduler and loss names as transformers / TRL know them, refused at resolve time (exit 2) instead of
+    failing inside the trainer after synthesis. TRL declares its loss names only in DPOConfig's field help."""
+    import dataclasses
+    import re
+
+    from transformers.trainer_utils import SchedulerType
+    from trl import DPOConfig
+    schedulers = [s.value for s in SchedulerType]
+    if scheduler not in schedulers:
+        raise ValueError(f"train.scheduler {scheduler!r} is not a transformers scheduler ({', '.join(schedulers)})")
+    help_text = next(f.metadata.get("help", "") for f in dataclasses.fields(DPOConfig) if f.name == "loss_type")
+    losses = re.findall(r"`'(\w+)'`", help_text)
+    unknown = [t for t in loss_types if losses and t not in losses]
+    if unknown:
+        raise ValueError(f"train.loss_type {unknown} unknown to TRL's DPO (known: {', '.join(losses)})")
 
 
 def _target_modules(spec: str):

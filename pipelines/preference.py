@@ -52,7 +52,14 @@ def check_run(cfg: PreferenceConfig, run, extra: Callable | None = None) -> None
     if cfg.rounds < 1:
         raise HarnessError(f"rounds must be >= 1, got {cfg.rounds}")
     if cfg.rounds > 1:
+        if cfg.round_size <= 0:
+            raise HarnessError(f"round_size must be > 0 (a fraction of the run's size), got {cfg.round_size}")
         check_capacity(cfg.synth.prompts, _round_pairs(cfg, run))
+    from harness.api import check_model
+    from pipelines.synth.responders import POLICY
+    for name in cfg.synth.responders.models:     # a responder that does not exist: refused before synthesis
+        if name != POLICY:                       # "policy": the run's own base / current policy
+            check_model(name)
     if extra is not None:
         extra(cfg, run)
 

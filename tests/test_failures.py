@@ -273,6 +273,10 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
         (["seed=true"], "config key 'seed' must be int, got True"),
         (["train.loss_type=", "train.loss_weights=null"], "train.loss_type must name at least one loss"),
         (["base_model=no-such-model"], "unknown model 'no-such-model'"),
+        (["train.scheduler=foo"], "train.scheduler 'foo' is not a transformers scheduler"),
+        (["train.loss_type=[foo,sft]"], "train.loss_type ['foo'] unknown to TRL's DPO"),
+        (["synth.responders.models=[nope]"], "unknown model 'nope'"),
+        (["round_size=0"], "round_size must be > 0"),
     ]
 
 
