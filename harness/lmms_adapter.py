@@ -105,7 +105,6 @@ class HarnessVLM(lmms):
         if not (self.shard_batches and parallel.world_size() > 1):
             return self._generate_batches(images, prompts, **kw)
         bs, progress = max(1, kw.pop("batch_size")), kw.pop("progress", None)
-        self._call += 1      # every rank makes the same calls in the same order: a stable store name
 
         def compute(units):
             for b in units:   # batch b with seed b: what one vlm.generate call over everything computes
