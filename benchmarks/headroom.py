@@ -138,17 +138,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     import torch
-    from tabulate import tabulate
 
     from harness.api import prepare
-    from harness.evaluate import evaluate_checkpoint
     from harness.io import write_json
-    from harness.models.reward import load_reward_model
-    from harness.models.vlm import generate, load_vlm, resolve_checkpoint
+    from harness.models.vlm import load_vlm
     from harness.world import texts
     from harness.world.render import render
     from harness.world.scene import sample_scenes
-    from pipelines.synth.select import select_pair
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,8 +153,24 @@ def main(argv: list[str] | None = None) -> dict:
     scenes = sample_scenes(args.images, "train", 90_001)       # a seed no zoo or synthesis stage uses
     images = [render(s, 0) for s in scenes]
     question = texts.describe_qa(scenes[0]).question
-    questions = [question] * len(scenes)
     model, proc = load_vlm(args.policy)
+    result, greedy, sampled = _candidates(args, cfg, model, proc, scenes, images, question)
+    if args.pairs > 0:
+        result["controls"] = _controls(args, cfg, out, scenes, images, question, greedy, sampled[min(sampled)])
+    result["seconds"] = round(time.time() - t0, 1)
+    write_json(out / "headroom.json", result)
+    print(f"\nwrote {out / 'headroom.json'} ({result['seconds']} s)")
+    return result
+
+
+def _candidates(args, cfg, model, proc, scenes, images, question) -> tuple[dict, list[str], dict]:
+    """What the policy's own samples hold at each temperature, and what rm-dpo's selection keeps of them."""
+    from tabulate import tabulate
+
+    from harness.models.reward import load_reward_model
+    from harness.models.vlm import generate, resolve_checkpoint
+    from pipelines.synth.select import select_pair
+    questions = [question] * len(scenes)
     greedy = generate(model, proc, images, questions, max_new_tokens=40, batch_size=128)
     rm = load_reward_model("micro-rm")
     rows = [{"candidates": "greedy (what the evaluation decodes)", **_stats(greedy, scenes)}]
@@ -186,49 +198,52 @@ def main(argv: list[str] | None = None) -> dict:
         sampled[temp] = per_image
     print(tabulate(rows, headers="keys", tablefmt="github"))
     print("\nmicro-rm on same-image sample pairs:", json.dumps(rm_acc))
-    card = json.loads((resolve_checkpoint(args.policy) / "card.json").read_text()) \
-        if (resolve_checkpoint(args.policy) / "card.json").is_file() else {}
-    vision = card.get("vision_pretraining", {})
+    card_file = resolve_checkpoint(args.policy) / "card.json"
+    vision = (json.loads(card_file.read_text()) if card_file.is_file() else {}).get("vision_pretraining", {})
     print(f"vision tower probe (eval scenes): quadrant class accuracy {vision.get('quadrant_class_acc')}, "
           f"presence {vision.get('presence_acc')}")
     result = {"policy": args.policy, "images": len(scenes), "samples": args.samples, "candidates": rows,
               "rm_pair_accuracy": rm_acc, "vision_probe": vision, "controls": {}}
-    if args.pairs > 0:
-        temp = min(sampled)
-        ideal, truth, pruned = [], [], []
-        by_id = {}
-        for i, (s, group) in enumerate(zip(scenes, sampled[temp])):
-            good = [t for t in group if _clean(t, s)]
-            bad = [t for t in [greedy[i]] + group if not _clean(t, s)]
-            if not bad:
-                continue
-            row = {"id": i, "question": question, "kind": "describe", "chosen_score": 1.0, "rejected_score": 0.0,
-                   "chosen_model": "policy", "rejected_model": "policy", "rejected": bad[0]}
-            by_id[i] = images[i]
-            truth.append({**row, "chosen": texts.describe(s), "chosen_model": "ground truth"})
-            if good:
-                ideal.append({**row, "chosen": max(good, key=lambda t: _recall(t, s))})
-            fixed = _without_hallucinated(greedy[i], s)
-            if fixed is not None:
-                pruned.append({**row, "chosen": fixed, "rejected": greedy[i], "chosen_model": "correction"})
-        base_dir = out / "base"
-        evaluate_checkpoint(args.policy, suites=["micro-chair"], out_dir=str(base_dir), checkpoint="base",
-                            batch_size=128)
-        controls = (("ideal-pairs", ideal, list(cfg.train.loss_type)), ("sft-truth", truth, ["sft"]),
-                    ("pruned-greedy", pruned, list(cfg.train.loss_type)))
-        for name, pairs, loss in controls:
-            result["controls"][name] = _train_and_eval(name, pairs[:args.pairs], by_id, cfg.train, args.policy, out,
-                                                       base_dir, loss)
-        print("\nlearnability controls (3 epochs, rm-dpo micro preset LoRA/lr; micro-CHAIR, aligned - base, "
-              "paired bootstrap):")
-        print(tabulate([{"control": k, **{m: f"{v[m]['delta']:+.3f} (p {v[m]['p']})" for m in
-                                          ("chair_s", "chair_i", "recall", "well_formed")},
-                         "pairs": v["pairs"], "final loss": v["final_loss"]} for k, v in result["controls"].items()],
-                       headers="keys", tablefmt="github"))
-    result["seconds"] = round(time.time() - t0, 1)
-    write_json(out / "headroom.json", result)
-    print(f"\nwrote {out / 'headroom.json'} ({result['seconds']} s)")
-    return result
+    return result, greedy, sampled
+
+
+def _controls(args, cfg, out: Path, scenes, images, question, greedy, coolest) -> dict:
+    """Learnability controls: DPO on ideal pairs, SFT on the truth, pruned greedy answers (coolest temperature)."""
+    from tabulate import tabulate
+
+    from harness.evaluate import evaluate_checkpoint
+    from harness.world import texts
+    ideal, truth, pruned = [], [], []
+    by_id = {}
+    for i, (s, group) in enumerate(zip(scenes, coolest)):
+        good = [t for t in group if _clean(t, s)]
+        bad = [t for t in [greedy[i]] + group if not _clean(t, s)]
+        if not bad:
+            continue
+        row = {"id": i, "question": question, "kind": "describe", "chosen_score": 1.0, "rejected_score": 0.0,
+               "chosen_model": "policy", "rejected_model": "policy", "rejected": bad[0]}
+        by_id[i] = images[i]
+        truth.append({**row, "chosen": texts.describe(s), "chosen_model": "ground truth"})
+        if good:
+            ideal.append({**row, "chosen": max(good, key=lambda t: _recall(t, s))})
+        fixed = _without_hallucinated(greedy[i], s)
+        if fixed is not None:
+            pruned.append({**row, "chosen": fixed, "rejected": greedy[i], "chosen_model": "correction"})
+    base_dir = out / "base"
+    evaluate_checkpoint(args.policy, suites=["micro-chair"], out_dir=str(base_dir), checkpoint="base",
+                        batch_size=128)
+    controls = {}
+    for name, pairs, loss in (("ideal-pairs", ideal, list(cfg.train.loss_type)), ("sft-truth", truth, ["sft"]),
+                              ("pruned-greedy", pruned, list(cfg.train.loss_type))):
+        controls[name] = _train_and_eval(name, pairs[:args.pairs], by_id, cfg.train, args.policy, out, base_dir,
+                                         loss)
+    print("\nlearnability controls (3 epochs, rm-dpo micro preset LoRA/lr; micro-CHAIR, aligned - base, "
+          "paired bootstrap):")
+    print(tabulate([{"control": k, **{m: f"{v[m]['delta']:+.3f} (p {v[m]['p']})" for m in
+                                      ("chair_s", "chair_i", "recall", "well_formed")},
+                     "pairs": v["pairs"], "final loss": v["final_loss"]} for k, v in controls.items()],
+                   headers="keys", tablefmt="github"))
+    return controls
 
 
 if __name__ == "__main__":
