@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
+from rich.markup import escape
+
 from harness.errors import HarnessError, RunFailed
 from harness.io import disk_full, disk_full_path, write_text
 from harness.record import RunRecord, now_iso
@@ -108,7 +110,7 @@ class record_failures:
         except Exception as e:  # noqa: BLE001
             lost.append(f"record.json ({describe(e)})")
         if self.console is not None:
-            self.console.print(f"[red]{failed.stage} failed:[/] {failed.message}")
+            self.console.print(f"[red]{failed.stage} failed:[/] {escape(failed.message)}")
             if lost:
-                self.console.print(f"[red]not written:[/] {'; '.join(lost)}")
+                self.console.print(f"[red]not written:[/] {escape('; '.join(lost))}")
         return str(log) if log else None

@@ -429,3 +429,42 @@ def test_vllm_engine_answers_micro_pope_like_hf(tmp_path):
     assert len(rows["hf"]) == 32 and rows["vllm"] == rows["hf"]
     ps = subprocess.run(["pgrep", "-f", "vllm.entrypoints.openai.api_server"], capture_output=True, text=True)
     assert str(tmp_path) not in ps.stdout                     # the server was stopped
+
+
+_SERVER_PARENT = """
+import sys, threading, time
+sys.path.insert(0, {root!r})
+from harness.engines.vllm import Server
+srv = Server({tmp!r}, timeout=300, log={log!r})
+threading.Thread(target=srv.__enter__, daemon=True).start()
+while srv.proc is None:
+    time.sleep(0.05)
+print(srv.proc.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_started_server_dies_with_a_killed_run(tmp_path, monkeypatch):
+    """`kill -9` of the run (no Python cleanup) must not leave a vLLM server holding memory and a port."""
+    import signal
+    import time
+
+    monkeypatch.setenv("HARNESS_VLLM_PYTHON", _fake_python(tmp_path, "exec sleep 300"))
+    root = str(Path(__file__).resolve().parent.parent)
+    code = _SERVER_PARENT.format(root=root, tmp=str(tmp_path), log=str(tmp_path / "server.log"))
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        os.kill(pid, 0)                                   # the server runs
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

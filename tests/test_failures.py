@@ -97,6 +97,14 @@ def test_failing_stage_exits_3_with_error_record_log_and_cause(env, monkeypatch,
     assert RunRecord.load(env / "run" / "record.json").status == "error"     # the schema loads it back
 
 
+def test_a_failure_message_with_brackets_is_printed_not_read_as_markup(env, monkeypatch, capsys):
+    monkeypatch.delenv("HARNESS_QUIET")
+    FakeMethod(monkeypatch, synth_error=ValueError("shape [2, 3] vs [/] [red]"))
+    assert _run("--out", str(env / "run")) == 3
+    assert "ValueError: shape [2, 3] vs [/] [red]" in capsys.readouterr().err
+    assert _error_record(env / "run")["error"]["message"] == "ValueError: shape [2, 3] vs [/] [red]"
+
+
 @pytest.mark.parametrize("command", ["gate", "publish", "compare", "rejudge"])
 def test_a_failed_runs_record_is_refused_by_the_readers_with_its_stage(env, monkeypatch, capsys, command):
     FakeMethod(monkeypatch, synth_error=ZeroDivisionError("boom in synthesis"))

@@ -128,8 +128,11 @@ class Server:
             env.pop(k, None)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
+        from harness.procs import die_with_parent
+        parent = os.getpid()
+        # its own session (a Ctrl-C in the terminal is ours to handle), but killed with us even by `kill -9`
         self.proc = subprocess.Popen(self.cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=lambda: die_with_parent(parent))
         try:
             self._wait()
         except BaseException:
