@@ -19,7 +19,9 @@ if [ ! -f "$stamp" ]; then
   # The CPU build of torch: from a local wheel folder where there is one, else from PyTorch's CPU index.
   if [ "$lock" = "$root/constraints/cpu.lock" ] && ! ls "${HARNESS_WHEELS:-/opt/wheels}"/torch-2.13.0+cpu-* >/dev/null 2>&1
   then extra=(--extra-index-url https://download.pytorch.org/whl/cpu); fi
-  python -m pip install -q --require-hashes --no-deps "${extra[@]}" -r "$lock"
+  # (pip's warnings about package-index folders a machine's pip.conf names but lacks are dropped: one per package)
+  python -m pip install -q --require-hashes --no-deps "${extra[@]}" -r "$lock" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   python -m pip install -q --no-deps --no-build-isolation -e "$root"
   python -c "import harness, lmms_eval, trl, peft" >/dev/null
   rm -f "$venv"/.harness-installed-*
