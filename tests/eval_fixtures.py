@@ -21,6 +21,22 @@ LLAVA15_TEMPLATE = (
     "{% if add_generation_prompt %} assistant :{% endif %}")
 
 
+def word_tokenizer(chat_template: str = CHAT_TEMPLATE):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from harness.world.texts import VOCAB
+
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "<image>"]
+    vocab = {w: i for i, w in enumerate(specials + [w for w in VOCAB if w not in specials])}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
+                                  eos_token="</s>", extra_special_tokens={"image_token": "<image>"})
+    tok.chat_template = chat_template
+    return tok, vocab
+
+
 def build_tiny_llava(out: Path, seed: int = 0, image_size: int = 64, patch: int = 8,
                      chat_template: str | None = None, vision_feature_layer: int = -1, vision_layers: int = 1,
                      sizes=None) -> Path:
@@ -39,7 +55,6 @@ def build_tiny_llava(out: Path, seed: int = 0, image_size: int = 64, patch: int 
             return out
         chat_template = CHAT_TEMPLATE
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
@@ -47,19 +62,11 @@ def build_tiny_llava(out: Path, seed: int = 0, image_size: int = 64, patch: int 
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
-        PreTrainedTokenizerFast,
     )
 
-    from harness.world.texts import VOCAB
 
     torch.manual_seed(seed)
-    specials = ["<pad>", "<unk>", "<s>", "</s>", "<image>"]
-    vocab = {w: i for i, w in enumerate(specials + [w for w in VOCAB if w not in specials])}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
-                                  eos_token="</s>", extra_special_tokens={"image_token": "<image>"})
-    tok.chat_template = chat_template
+    tok, vocab = word_tokenizer(chat_template)
     cfg = LlavaConfig(
         vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=vision_layers,
                                        num_attention_heads=2, image_size=image_size, patch_size=patch),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from eval_fixtures import CHAT_TEMPLATE
+from eval_fixtures import CHAT_TEMPLATE, word_tokenizer
 
 # ArmoRM's layout (its card: AutoModelForSequenceClassification + trust_remote_code, the output's `score` is the
 # preference score): a Llama backbone, a multi-objective regression head and a gating network mixing the
@@ -45,22 +45,6 @@ class LlamaForRewardModelWithGating(LlamaPreTrainedModel):
         return RewardOutput(rewards=rewards, gating_output=gates, score=(rewards * gates).sum(-1, keepdim=True))
 '''
 ARMO_ARCH = "LlamaForRewardModelWithGating"
-
-
-def word_tokenizer(chat_template: str = CHAT_TEMPLATE):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from harness.world.texts import VOCAB
-
-    specials = ["<pad>", "<unk>", "<s>", "</s>", "<image>"]
-    vocab = {w: i for i, w in enumerate(specials + [w for w in VOCAB if w not in specials])}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
-                                  eos_token="</s>", extra_special_tokens={"image_token": "<image>"})
-    tok.chat_template = chat_template
-    return tok, vocab
 
 
 def text_config(vocab_size: int, **extra):

@@ -220,32 +220,10 @@ def test_concatenated_adapter_equals_sequential_merge(tmp_path):
 
 def test_sd3_generator_from_a_tiny_random_pipeline(tmp_path):
     pytest.importorskip("diffusers")
-    import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    from real_fixtures import build_tiny_sd3
 
-    from harness.zoo.architectures import build_tokenizer
     from pipelines.synth.images import ImagesConfig, make_generator
-    torch.manual_seed(0)
-    tok = build_tokenizer()
-    tok.model_max_length = 16
-
-    def text_encoder():
-        return CLIPTextModelWithProjection(CLIPTextConfig(
-            vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-            max_position_embeddings=16, projection_dim=16, bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
-    pipe = StableDiffusion3Pipeline(
-        transformer=SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=4, num_layers=1, attention_head_dim=8,
-                                          num_attention_heads=2, caption_projection_dim=16, joint_attention_dim=32,
-                                          pooled_projection_dim=32, out_channels=4),
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        vae=AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(8,), down_block_types=("DownEncoderBlock2D",),
-                          up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=8,
-                          shift_factor=0.0609, scaling_factor=1.5035),
-        text_encoder=text_encoder(), tokenizer=tok, text_encoder_2=text_encoder(), tokenizer_2=tok,
-        text_encoder_3=None, tokenizer_3=None)     # SD3 runs without its T5 encoder
-    pipe.save_pretrained(tmp_path / "sd3", safe_serialization=True)
+    build_tiny_sd3(tmp_path / "sd3", seed=0)           # SD3 runs without its T5 encoder
     gen = make_generator(ImagesConfig(backend="sd3", model=str(tmp_path / "sd3"), steps=2, height=16, width=16))
     cands = gen.candidates({"id": 3, "prompt": "a photo of a red cup"})
     assert [(c["guidance"], c["seed"]) for c in cands] == [(5.0, 3000), (7.0, 3001), (9.0, 3002), (11.0, 3003)]
