@@ -11,7 +11,6 @@ Two kinds behind one interface:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import torch
 from torch import nn
