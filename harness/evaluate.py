@@ -169,7 +169,7 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
 
     device = device or ("cuda" if torch.cuda.is_available() else None)
     if device in (None, "cpu"):
-        torch.set_num_threads(1)      # FACTS.md §5: 1 thread per process is steadier on the shared 2-core VM
+        torch.set_num_threads(1)      # docs/micro-world.md: 1 thread per process is steadier on a shared 2-core VM
     todo.sort(key=lambda s: s.judged)  # unjudged suites are saved before a judge can fail
     with _served(engine, str(model), adapter) as served, _Progress(progress) as bar:
         if served is not None:         # a vLLM server answers (harness.engines); no HF model in this process
@@ -287,16 +287,8 @@ class _Progress:
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), transient=False)
+            from harness.stages import bar_display
+            self.progress = bar_display()
             self.progress.__enter__()
         return self
 

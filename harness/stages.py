@@ -224,6 +224,13 @@ def _discard(path: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def bar_display(*extra_columns, console=None):
+    """The harness's one progress layout (description, bar, n/total, elapsed, then `extra_columns`), not started."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    *extra_columns, console=console, transient=False)
+
+
 class progress:
     """A rich progress bar as a context manager; `bar(n_done)` updates it. Quiet when HARNESS_QUIET is set."""
 
@@ -233,9 +240,7 @@ class progress:
 
     def __enter__(self):
         if not os.environ.get("HARNESS_QUIET"):
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-            self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                               TimeElapsedColumn(), transient=False)
+            self._p = bar_display()
             self._p.start()
             self._task = self._p.add_task(self.description, total=self.total)
         return self

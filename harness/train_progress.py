@@ -88,16 +88,10 @@ class RichTrainProgress:
         self._showwarning, warnings.showwarning = warnings.showwarning, self._log_warning
         if self.show and state.is_world_process_zero:
             from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("{task.fields[stats]}"),
-                                     console=Console(stderr=True), transient=False)
+            from rich.progress import TextColumn
+
+            from harness.stages import bar_display
+            self.progress = bar_display(TextColumn("{task.fields[stats]}"), console=Console(stderr=True))
             self.progress.start()
             self.task = self.progress.add_task(f"train {self.label}", total=state.max_steps, stats="")
 
