@@ -142,25 +142,9 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
     fingerprint = _model_fingerprint(model, adapter)
     judge_obj = _make_judge(judge, judge_kwargs) if any(s.judged for s in suites) else None
 
-    results: dict[str, SuiteResult] = {}
-    todo: list[Suite] = []
-    keys = {}
     ident = eval_identity(suites, judge_obj)
-    for s in suites:
-        judge_id = ident["judge"] if s.judged else None
-        # every input that changes a number: model, suite, limit, the data's content, the judge's identity
-        keys[s.name] = stable_hash({"fp": fingerprint, "suite": s.name, "version": s.version, "limit": limit,
-                                    "judge": judge_id, "data": ident["data"][s.name],
-                                    **({"engine": engine} if engine != "hf" else {})})   # vLLM: other samples
-        found = _finished_suite(out_dir, checkpoint, s.name, keys[s.name])
-        if found is not None:                    # finished earlier with the same inputs, intact: resume
-            rows, failures = found
-            if failures and judge_obj is not None:
-                failures = _rejudge_failed(s, rows, judge_obj, out_dir, checkpoint, keys[s.name])
-            results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), failures,
-                                           ident["data"][s.name], judge_id)
-            continue
-        todo.append(s)
+    keys = {s.name: _suite_key(s, fingerprint, limit, engine, ident) for s in suites}
+    results, todo = _reuse_finished(suites, out_dir, checkpoint, keys, judge_obj, ident)
     if not todo:
         return {s.name: results[s.name] for s in suites}
 
@@ -192,6 +176,32 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
             results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), judge_failures,
                                            ident["data"][s.name], ident["judge"] if s.judged else None)
     return {s.name: results[s.name] for s in suites}
+
+
+def _suite_key(s: Suite, fingerprint: dict, limit: int | None, engine: str, ident: dict) -> str:
+    """Every input that changes a suite's numbers: model, suite, limit, the data's content, the judge's identity."""
+    return stable_hash({"fp": fingerprint, "suite": s.name, "version": s.version, "limit": limit,
+                        "judge": ident["judge"] if s.judged else None, "data": ident["data"][s.name],
+                        **({"engine": engine} if engine != "hf" else {})})   # vLLM: other samples
+
+
+def _reuse_finished(suites: list[Suite], out_dir: Path, checkpoint: str, keys: dict, judge_obj,
+                    ident: dict) -> tuple[dict[str, SuiteResult], list[Suite]]:
+    """Suites finished earlier with the same inputs and intact (re-asking only failed judgements) -> results;
+    the rest -> to do."""
+    results: dict[str, SuiteResult] = {}
+    todo: list[Suite] = []
+    for s in suites:
+        found = _finished_suite(out_dir, checkpoint, s.name, keys[s.name])
+        if found is None:
+            todo.append(s)
+            continue
+        rows, failures = found
+        if failures and judge_obj is not None:
+            failures = _rejudge_failed(s, rows, judge_obj, out_dir, checkpoint, keys[s.name])
+        results[s.name] = suite_result(s, rows, _rel(out_dir, checkpoint, s.name), failures,
+                                       ident["data"][s.name], ident["judge"] if s.judged else None)
+    return results, todo
 
 
 def _served(engine: str, model: str, adapter: str | None):
