@@ -468,3 +468,127 @@ def test_a_started_server_dies_with_a_killed_run(tmp_path, monkeypatch):
         time.sleep(0.1)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+# ------------------------------------------------------------------ engine vllm-batch (offline LLM.generate)
+
+_FAKE_BATCH_WORKER = r'''
+import json, sys
+print("a log line on stdout")                  # not a protocol message: skipped
+sys.stdout.write(json.dumps({"ready": True, "seconds": 0.0}) + "\n"); sys.stdout.flush()
+for line in sys.stdin:
+    msg = json.loads(line)
+    items = [json.loads(l) for l in open(msg["requests"])]
+    if any("FAIL" in it["prompt"] for it in items):
+        print(json.dumps({"error": "ValueError: asked to fail"}), flush=True); continue
+    with open(msg["outputs"], "w") as f:
+        for it in items:
+            kind = "path" if it.get("image_path") else "b64"
+            f.write(json.dumps({"text": f" {it['prompt']!r} {kind} seed={it['seed']} T={it['temperature']} "
+                                        f"max={it['max_tokens']} ", "token_ids": []}) + "\n")
+    print(json.dumps({"done": msg["outputs"], "n": len(items)}), flush=True)
+'''
+
+
+def _fake_batch_python(tmp_path: Path, monkeypatch) -> None:
+    """HARNESS_VLLM_PYTHON that runs a stdlib stand-in for the worker (same protocol, echoes each request)."""
+    worker = tmp_path / "fake_worker.py"
+    worker.write_text(_FAKE_BATCH_WORKER)
+    monkeypatch.setenv("HARNESS_VLLM_PYTHON", _fake_python(tmp_path, f'shift; exec {sys.executable} {worker} "$@"'))
+
+
+def test_vllm_batch_worker_that_never_gets_ready_fails_within_the_bounded_wait(tmp_path, monkeypatch):
+    import time
+
+    from harness.engines.batch import Offline
+    monkeypatch.setenv("HARNESS_VLLM_PYTHON", _fake_python(tmp_path, "echo compiling >&2; exec sleep 300"))
+    eng = Offline(tmp_path / "ckpt", timeout=2.0, log=tmp_path / "batch.log")
+    t0 = time.monotonic()
+    with pytest.raises(HarnessError, match=r"offline batch\) was not ready within 2 s(.|\n)*compiling"):
+        eng.__enter__()
+    assert time.monotonic() - t0 < 15
+    assert eng.proc.poll() is not None                        # and the worker was stopped
+    monkeypatch.setenv("HARNESS_VLLM_PYTHON", _fake_python(tmp_path, "echo 'ValueError: bad model' >&2; exit 7"))
+    with pytest.raises(HarnessError, match=r"exited with code 7 during start(.|\n)*ValueError: bad model"):
+        with Offline(tmp_path / "ckpt", timeout=30, log=tmp_path / "batch.log"):
+            pass
+    monkeypatch.setenv("HARNESS_VLLM_LLM_KWARGS", "{enforce_eager: true}")
+    with pytest.raises(HarnessError, match="HARNESS_VLLM_LLM_KWARGS is not JSON"):
+        with Offline(tmp_path / "ckpt", timeout=30, log=tmp_path / "batch.log"):
+            pass
+
+
+def test_vllm_batch_responders_get_the_chat_template_order_and_per_item_seeds(tmp_path, monkeypatch):
+    """engine=vllm-batch: the prompt is the HF path's (vlm.chat_prompt: the checkpoint's chat template with the
+    image first), answers come back in input order, stripped, each item sampled with its own seed whatever the
+    batch size; a worker's error is a HarnessError."""
+    from harness.engines import vllm as V
+    from harness.engines.batch import Offline
+    from harness.models.vlm import chat_prompt, load_vlm
+    from pipelines.synth.responders import RespondersConfig, respond
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    _fake_batch_python(tmp_path, monkeypatch)
+    paths = [str(tmp_path / f"{i}.png") for i in range(5)]
+    for path, im in zip(paths, _images(5)):
+        im.save(path)
+    questions, texts = ["b ?", "a ?", "c ?", "a ?", "b ?"], []
+    for bs in (2, 5):
+        texts.append([r[0]["text"] for r in respond(
+            RespondersConfig(models=["policy"], samples_per_model=1, temperature=1.0, max_new_tokens=7, batch_size=bs,
+                             engine="vllm-batch"), paths, questions, policy="micro-llava", seed=0)])
+    assert texts[0] == texts[1]                               # batch size changes nothing
+    processor = load_vlm("micro-llava")[1]
+    order = sorted(range(5), key=lambda i: (questions[i], i))
+    for pos, i in enumerate(order):
+        assert texts[0][i] == f"{chat_prompt(processor, questions[i])!r} b64 seed={pos} T=1.0 max=7"
+    with Offline(tmp_path / "cache" / "vllm-checkpoints" / os.listdir(tmp_path / "cache" / "vllm-checkpoints")[0],
+                 timeout=30, log=tmp_path / "b.log") as eng:
+        assert V.generate(eng, "offline", paths[:2], ["x", "y"], max_new_tokens=3)[1].endswith("path seed=1 T=0.0 max=3")
+        with pytest.raises(HarnessError, match="a batch of 1: ValueError: asked to fail"):
+            V.generate(eng, "offline", paths[:1], ["FAIL"], max_new_tokens=3)
+
+
+def test_lmms_adapter_generates_through_the_batch_engine(tmp_path, monkeypatch):
+    from harness.engines import serve
+    from harness.lmms_adapter import HarnessVLM
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    _fake_batch_python(tmp_path, monkeypatch)
+    with serve.session("vllm-batch", "micro-llava") as served:
+        lm = HarnessVLM(engine=served, batch_size=2)
+        texts = lm._generate(_images(3), ["x ?", "y ?", "z ?"], max_new_tokens=5, batch_size=2, temperature=0.0)
+        proc = served[0].proc
+    assert [t.split("'", 2)[-1] for t in texts] == [f" b64 seed={i} T=0.0 max=5" for i in range(3)]
+    assert "x ?" in texts[0] and "z ?" in texts[2]
+    assert proc.poll() is not None                            # stopped with the session
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    import time
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_started_batch_worker_dies_with_a_killed_run(tmp_path, monkeypatch):
+    """The offline worker holds the model and its KV cache: `kill -9` of the run must take it down too."""
+    monkeypatch.setenv("HARNESS_VLLM_PYTHON", _fake_python(tmp_path, "exec sleep 300"))
+    code = _SERVER_PARENT.format(root=str(ROOT), tmp=str(tmp_path), log=str(tmp_path / "batch.log")).replace(
+        "from harness.engines.vllm import Server", "from harness.engines.batch import Offline as Server")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pid = int(parent.stdout.readline())
+    assert not _gone_within(pid, 0.5)                         # the worker runs
+    parent.kill()
+    parent.wait()
+    assert _gone_within(pid, 10)
+
+
+def test_vllm_batch_is_an_engine_key_without_a_url():
+    from harness.engines import check_engine
+    from pipelines.synth.responders import RespondersConfig
+    assert check_engine("vllm-batch", "eval.engine") == "vllm-batch"
+    assert RespondersConfig(engine="vllm-batch").engine == "vllm-batch"     # several responders: one engine each
+    with pytest.raises(HarnessError, match="vllm-batch \\(vLLM's offline batch generation here\\)"):
+        check_engine("vllm-batch:http://127.0.0.1:9/v1", "eval.engine")

@@ -4,6 +4,8 @@
 - `vllm`: a vLLM OpenAI-compatible server, started and stopped by the harness in its own environment
   (`.venv-vllm`, scripts/vllm-env.sh: vLLM pins a transformers the main install cannot share), serving a copy
   of the checkpoint prepared for it (an adapter merged in, the vision tower's keys in vLLM's layout).
+- `vllm-batch`: vLLM's offline `LLM.generate` in a worker process of that environment (no server, no HTTP;
+  harness.engines.batch), on the same prepared checkpoint — the fastest way here (docs/engines.md, measured).
 - `vllm:<url>`: an already running vLLM (or any OpenAI-compatible) server at `<url>`, e.g.
   `vllm:http://127.0.0.1:8000/v1`; the harness neither starts nor stops it and serves what it serves.
 
@@ -19,16 +21,16 @@ from __future__ import annotations
 
 from harness.errors import HarnessError
 
-ENGINES = ("hf", "vllm")
+ENGINES = ("hf", "vllm", "vllm-batch")
 
 
 def check_engine(spec: str, key: str) -> str:
-    """`hf`, `vllm` or `vllm:<http(s) url>`; anything else is bad input naming the config key."""
+    """`hf`, `vllm`, `vllm-batch` or `vllm:<http(s) url>`; anything else is bad input naming the config key."""
     spec = (spec or "hf").strip()
     name, _, url = spec.partition(":")
-    if name not in ENGINES or (name == "hf" and url) or (url and not url.startswith(("http://", "https://"))):
-        raise HarnessError(f"{key}={spec!r}: use hf, vllm (a server started here) or vllm:http://HOST:PORT/v1 "
-                           "(a running server)")
+    if name not in ENGINES or (name != "vllm" and url) or (url and not url.startswith(("http://", "https://"))):
+        raise HarnessError(f"{key}={spec!r}: use hf, vllm (a server started here), vllm-batch (vLLM's offline "
+                           "batch generation here) or vllm:http://HOST:PORT/v1 (a running server)")
     return spec
 
 

@@ -31,9 +31,10 @@ def _cache() -> Path:
 
 
 @contextlib.contextmanager
-def session(spec: str, model: str, adapter: str | None = None) -> Iterator[tuple[str, str]]:
-    """-> (base url, served model name) for the lifetime of the block: a server started here on a prepared copy
-    of `model` (+ `adapter` merged), or the running server that `vllm:<url>` names."""
+def session(spec: str, model: str, adapter: str | None = None) -> Iterator[tuple]:
+    """-> (target, served model name) for the lifetime of the block, for `vllm.generate(target, name, ...)`:
+    the base URL of a server started here on a prepared copy of `model` (+ `adapter` merged) or of the running
+    server that `vllm:<url>` names; for `vllm-batch`, an offline engine (batch.Offline) on that copy."""
     from harness.engines import vllm
     spec = check_engine(spec, "engine")
     if ":" in spec:
@@ -41,6 +42,12 @@ def session(spec: str, model: str, adapter: str | None = None) -> Iterator[tuple
         yield url, vllm.served_model(url)
         return
     ckpt = vllm.prepare_checkpoint(model, adapter, _cache() / _identity(model, adapter))
+    if spec == "vllm-batch":
+        from harness.engines import batch
+        with batch.Offline(ckpt, log=_cache() / "logs" / f"{os.getpid()}-{Path(ckpt).name}-batch.log") as eng:
+            batch.print_start(eng)
+            yield eng, "offline"
+        return
     with vllm.Server(ckpt, log=_cache() / "logs" / f"{os.getpid()}-{Path(ckpt).name}.log") as srv:
         vllm.print_start(srv)
         yield srv.url, srv.name

@@ -97,6 +97,51 @@ def _get(url: str, timeout: float = 5.0) -> bytes:
         return r.read()
 
 
+def spawn(cmd: list[str], log_path: Path, **popen_kw) -> subprocess.Popen:
+    """`cmd` (the vLLM environment's python first) in its own session, stderr (and stdout unless given) to
+    `log_path`, killed with this process even by `kill -9` (harness.procs), outside our torchrun ranks."""
+    if not Path(cmd[0]).exists():
+        raise HarnessError(f"no vLLM environment at {cmd[0]}: run `bash scripts/vllm-env.sh` "
+                           "(or point HARNESS_VLLM_PYTHON at one; docs/engines.md)")
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    from harness import parallel
+    if parallel.world_size() > 1 and "CUDA_VISIBLE_DEVICES" not in env:
+        env["CUDA_VISIBLE_DEVICES"] = str(parallel.local_rank())    # one engine per rank, on the rank's GPU
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):   # not one of our ranks
+        env.pop(k, None)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    from harness.procs import die_with_parent
+    parent = os.getpid()
+    with open(log_path, "w") as log:     # the child keeps its own copy of the descriptor
+        popen_kw.setdefault("stdout", log)
+        # its own session (a Ctrl-C in the terminal is ours to handle), but killed with us even by `kill -9`
+        return subprocess.Popen(cmd, env=env, stderr=log, start_new_session=True, text=True,
+                                preexec_fn=lambda: die_with_parent(parent), **popen_kw)
+
+
+def log_tail(path: Path, n: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:]) or "(empty)"
+    except OSError:
+        return "(no log)"
+
+
+def stop_group(proc: subprocess.Popen | None) -> None:
+    """Stop a process started by `spawn` and everything it spawned (its process group): TERM, then KILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    import signal
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)    # the server/worker and the engine processes it spawned
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
 class Server:
     """`with Server(checkpoint_dir) as srv:` a vLLM OpenAI-compatible server on 127.0.0.1, stopped on exit.
 
@@ -117,22 +162,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "Server":
-        if not Path(self.cmd[0]).exists():
-            raise HarnessError(f"no vLLM environment at {self.cmd[0]}: run `bash scripts/vllm-env.sh` "
-                               "(or point HARNESS_VLLM_PYTHON at one; docs/engines.md)")
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-        from harness import parallel
-        if parallel.world_size() > 1 and "CUDA_VISIBLE_DEVICES" not in env:
-            env["CUDA_VISIBLE_DEVICES"] = str(parallel.local_rank())    # one server per rank, on the rank's GPU
-        for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):   # not one of our ranks
-            env.pop(k, None)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "w")
-        from harness.procs import die_with_parent
-        parent = os.getpid()
-        # its own session (a Ctrl-C in the terminal is ours to handle), but killed with us even by `kill -9`
-        self.proc = subprocess.Popen(self.cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=lambda: die_with_parent(parent))
+        self.proc = spawn(self.cmd, self.log_path)
         try:
             self._wait()
         except BaseException:
@@ -155,26 +185,11 @@ class Server:
                            f"(HARNESS_VLLM_START_TIMEOUT; command: {' '.join(self.cmd)}); its log ends:\n"
                            f"{self._tail()}")
 
-    def _tail(self, n: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:]) or "(empty)"
-        except OSError:
-            return "(no log)"
+    def _tail(self) -> str:
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            import signal
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)    # the server and the engine workers it spawned
-                self.proc.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
-        if getattr(self, "_log", None):
-            self._log.close()
+        stop_group(self.proc)
 
     def __exit__(self, *exc) -> bool:
         self.stop()
@@ -208,11 +223,15 @@ def _ask(url: str, model: str, image, question: str, max_new_tokens: int, temper
     return (data["choices"][0]["message"]["content"] or "").strip()
 
 
-def generate(url: str, model: str, images: Sequence, prompts: Sequence[str], max_new_tokens: int = 32,
+def generate(url, model: str, images: Sequence, prompts: Sequence[str], max_new_tokens: int = 32,
              temperature: float = 0.0, seed: int = 0, concurrency: int = 64, timeout: float = 600.0,
              progress=None) -> list[str]:
     """Answers to (image, question) pairs in order, `concurrency` requests in flight (the server batches them).
-    Sampled answers use seed + item index, so they do not depend on batching or on the order of arrival."""
+    Sampled answers use seed + item index, so they do not depend on batching or on the order of arrival.
+    `url` is a server's base URL, or the offline engine that serve.session yields for `vllm-batch`."""
+    if not isinstance(url, str):        # batch.Offline: one LLM.generate call, same prompts and seeds
+        return url.generate(images, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                            progress=progress)
     if len(images) != len(prompts):
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
     out: list[str] = [""] * len(prompts)
