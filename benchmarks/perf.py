@@ -9,9 +9,10 @@ Sections (each prints its own rows; the summary prints every ratio in one table 
   first --items documents), wall time of the whole command each, and how many answers agree. `llava_hf` refuses
   batch sizes above 1 and imports `decord` (video decoding; not in the lock, never used for images): the
   benchmark gives it a stand-in module.
-- `vllm`: vLLM's server (engine `vllm`) vs HF `generate` at batch 1 and batched, on --prompts micro-CHAIR
-  descriptions (40 new tokens, greedy, fp32), one thread each (the server's engine pins one core): prompts/s
-  after start-up, start-up apart, and greedy agreement with HF.
+- `vllm`: vLLM's server (engine `vllm`) and its offline batch engine (engine `vllm-batch`) vs HF `generate` at
+  batch 1 and batched, on --prompts micro-CHAIR descriptions (40 new tokens, greedy, fp32), one compute thread
+  each (vLLM's CPU engine binds one OpenMP thread on 2 cores), --repeats alternating rounds (medians):
+  prompts/s after start-up, with start-up, start-up apart, and greedy agreement with HF.
 - `dp`: 2 processes (torchrun-style ranks, gloo) vs 1 for synthesis (`harness synth --size --pairs`), evaluation
   (`harness eval --limit --items`) and DPO (`harness train`, the same dataset): each stage's wall time from its
   record, and whether the outputs are the same (dataset bytes, samples bytes).
@@ -138,7 +139,37 @@ def _chair_prompts(n: int):
     return images, [d["question"] for d in docs]
 
 
-def bench_vllm(prompts: int, batch: int, work: Path) -> None:
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def _vllm_engines(ckpt: Path, work: Path):
+    """Both vLLM engines on the same prepared checkpoint, started one after the other: ({name: engine}, {name:
+    start-up seconds}, context stack). Each runs its CPU engine on one OpenMP thread (VLLM_CPU_OMP_THREADS_BIND
+    auto on 2 cores: core 0 computes, core 1 is reserved for vLLM's front-end process; docs/engines.md)."""
+    import contextlib
+
+    from harness.engines import batch as B
+    from harness.engines import vllm as V
+    stack = contextlib.ExitStack()
+    starts, engines = {}, {}
+    t, srv = _timed(lambda: stack.enter_context(V.Server(ckpt, log=work / "vllm-server.log")))
+    starts["vLLM server"], engines["vLLM server"] = t, srv.url
+    t, eng = _timed(lambda: stack.enter_context(B.Offline(ckpt, log=work / "vllm-batch.log")))
+    starts["vLLM offline batch"], engines["vLLM offline batch"] = t, eng
+    return engines, starts, stack
+
+
+def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3) -> None:
+    """HF batch 1, HF batched, vLLM's server and vLLM's offline batch engine on the same prompts, `repeats`
+    alternating rounds (the machine is shared: medians), start-up apart, greedy agreement with HF."""
     import torch
 
     from harness.engines import vllm as V
@@ -146,30 +177,49 @@ def bench_vllm(prompts: int, batch: int, work: Path) -> None:
     from harness.models.vlm import generate, load_vlm
     os.environ.setdefault("HARNESS_CACHE_DIR", str(work / "cache-vllm"))
     images, questions = _chair_prompts(prompts)
-    torch.set_num_threads(1)
-    model, processor = load_vlm("micro-llava")
-    _say(f"[vllm] {len(questions)} prompts x 40 new tokens, greedy, 1 thread each")
-    t0 = time.perf_counter()
-    hf1 = generate(model, processor, images, questions, max_new_tokens=40, batch_size=1)
-    t_hf1 = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    hfb = generate(model, processor, images, questions, max_new_tokens=40, batch_size=batch)
-    t_hfb = time.perf_counter() - t0
-    ckpt = V.prepare_checkpoint("micro-llava", None, _cache() / _identity("micro-llava", None))
-    t0 = time.perf_counter()
-    with V.Server(ckpt, log=work / "vllm-server.log") as srv:
-        start = time.perf_counter() - t0
-        V.generate(srv.url, srv.name, images[:4], questions[:4], max_new_tokens=40)      # warm-up
-        t0 = time.perf_counter()
-        vl = V.generate(srv.url, srv.name, images, questions, max_new_tokens=40, concurrency=len(questions))
-        t_vl = time.perf_counter() - t0
     n = len(questions)
-    same1, sameb = sum(a == b for a, b in zip(vl, hf1)), sum(a == b for a, b in zip(vl, hfb))
-    _say(f"  HF batch 1: {n / t_hf1:.1f} prompts/s; HF batch {batch}: {n / t_hfb:.1f}; vLLM: {n / t_vl:.1f} "
-         f"(server start {start:.0f} s); greedy identical to HF: {same1}/{n} (batch 1), {sameb}/{n} (batch {batch})")
-    RESULTS.append((f"vLLM generate ({sameb}/{n} = HF greedy)", f"HF generate batch {batch}", t_vl, t_hfb))
-    RESULTS.append((f"vLLM generate ({same1}/{n} = HF greedy)", "HF generate batch 1", t_vl, t_hf1))
-    RESULTS.append(("vLLM server start-up (once per checkpoint)", "-", start, float("nan")))
+    torch.set_num_threads(1)
+    load_hf, (model, processor) = _timed(lambda: load_vlm("micro-llava"))
+    ckpt = V.prepare_checkpoint("micro-llava", None, _cache() / _identity("micro-llava", None))
+    engines, starts, stack = _vllm_engines(ckpt, work)
+    runs = {"HF batch 1": lambda: generate(model, processor, images, questions, max_new_tokens=40, batch_size=1),
+            f"HF batch {batch}": lambda: generate(model, processor, images, questions, max_new_tokens=40,
+                                                  batch_size=batch)}
+    for name, target in engines.items():
+        V.generate(target, "harness", images[:4], questions[:4], max_new_tokens=40)      # warm-up
+        runs[name] = (lambda t=target: V.generate(t, "harness", images, questions, max_new_tokens=40,
+                                                  concurrency=n))
+    _say(f"[vllm] {n} prompts x 40 new tokens, greedy, fp32, 1 thread each, {repeats} alternating rounds; "
+         f"start-up: HF load {load_hf:.1f} s, " + ", ".join(f"{k} {v:.0f} s" for k, v in starts.items()))
+    seconds, texts = {k: [] for k in runs}, {}
+    with stack:
+        for r in range(repeats):
+            for name, fn in runs.items():
+                t, out = _timed(fn)
+                seconds[name].append(t)
+                texts.setdefault(name, out)
+                if out != texts[name]:
+                    _say(f"  note: {name} round {r + 1} differs from its round 1")
+            _say("  round " + str(r + 1) + ": " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in seconds.items()))
+    _report_vllm(n, batch, {k: _median(v) for k, v in seconds.items()}, texts, starts, load_hf)
+
+
+def _report_vllm(n: int, batch: int, med: dict, texts: dict, starts: dict, load_hf: float) -> None:
+    hf1, hfb = texts["HF batch 1"], texts[f"HF batch {batch}"]
+    _say("  prompts/s (median): " + ", ".join(f"{k} {n / v:.1f}" for k, v in med.items()))
+    for name, start in starts.items():
+        same1, sameb = sum(a == b for a, b in zip(texts[name], hf1)), sum(a == b for a, b in zip(texts[name], hfb))
+        rate, rate_hf = n / med[name], n / med[f"HF batch {batch}"]
+        whole = (load_hf + med[f"HF batch {batch}"]) / (start + med[name])
+        even = (start - load_hf) / (1 / rate_hf - 1 / rate) if rate > rate_hf else float("inf")
+        _say(f"  {name}: {rate / rate_hf:.2f}x HF batch {batch} after start-up, {whole:.2f}x with start-up "
+             f"({start:.0f} s vs HF load {load_hf:.1f} s; break-even at {even:.0f} prompts); greedy identical to HF: "
+             f"{same1}/{n} (batch 1), {sameb}/{n} (batch {batch})")
+        RESULTS.append((f"{name} ({sameb}/{n} = HF greedy)", f"HF generate batch {batch}", med[name],
+                        med[f"HF batch {batch}"]))
+        RESULTS.append((f"{name} ({same1}/{n} = HF greedy)", "HF generate batch 1", med[name], med["HF batch 1"]))
+        RESULTS.append((f"{name}: start-up + {n} prompts", f"HF load + batch {batch}", start + med[name],
+                        load_hf + med[f"HF batch {batch}"]))
 
 
 # ------------------------------------------------------------------ 2 processes vs 1
@@ -221,6 +271,7 @@ def main(argv=None) -> int:
     ap.add_argument("--items", type=int, default=100, help="items per suite for the evaluation comparisons")
     ap.add_argument("--prompts", type=int, default=64, help="prompts for vLLM vs HF generate")
     ap.add_argument("--batch", type=int, default=64, help="HF generate batch size for the batched comparison")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating rounds of the vLLM/HF comparison (medians)")
     ap.add_argument("--pairs", type=int, default=100, help="preference pairs for the 2-vs-1-process synthesis")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temporary one)")
     args = ap.parse_args(argv)
@@ -233,7 +284,7 @@ def main(argv=None) -> int:
     if "lmms" in sections:
         bench_lmms(args.items, work)
     if "vllm" in sections:
-        bench_vllm(args.prompts, args.batch, work)
+        bench_vllm(args.prompts, args.batch, work, args.repeats)
     if "dp" in sections:
         bench_dp(args.pairs, args.items, work)
     summary()
