@@ -191,7 +191,7 @@ def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3) -> None:
                                                   concurrency=n))
     _say(f"[vllm] {n} prompts x 40 new tokens, greedy, fp32, 1 thread each, {repeats} alternating rounds; "
          f"start-up: HF load {load_hf:.1f} s, " + ", ".join(f"{k} {v:.0f} s" for k, v in starts.items()))
-    seconds, texts = {k: [] for k in runs}, {}
+    seconds, texts, inside = {k: [] for k in runs}, {}, []
     with stack:
         for r in range(repeats):
             for name, fn in runs.items():
@@ -200,8 +200,11 @@ def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3) -> None:
                 texts.setdefault(name, out)
                 if out != texts[name]:
                     _say(f"  note: {name} round {r + 1} differs from its round 1")
-            _say("  round " + str(r + 1) + ": " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in seconds.items()))
+            inside.append(engines["vLLM offline batch"].last_generate_seconds)
+            _say("  round " + str(r + 1) + ": " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in seconds.items())
+                 + f" (inside LLM.generate {inside[-1]:.2f} s)")
     _report_vllm(n, batch, {k: _median(v) for k, v in seconds.items()}, texts, starts, load_hf)
+    _say(f"  vLLM offline batch inside LLM.generate alone (median): {n / _median(inside):.1f} prompts/s")
 
 
 def _report_vllm(n: int, batch: int, med: dict, texts: dict, starts: dict, load_hf: float) -> None:

@@ -483,7 +483,7 @@ for line in sys.stdin:
         print(json.dumps({"error": "ValueError: asked to fail"}), flush=True); continue
     with open(msg["outputs"], "w") as f:
         for it in items:
-            kind = "path" if it.get("image_path") else "b64"
+            kind = "path" if it.get("image_path") else "rgb%dx%d" % tuple(it["size"])
             f.write(json.dumps({"text": f" {it['prompt']!r} {kind} seed={it['seed']} T={it['temperature']} "
                                         f"max={it['max_tokens']} ", "token_ids": []}) + "\n")
     print(json.dumps({"done": msg["outputs"], "n": len(items)}), flush=True)
@@ -540,7 +540,7 @@ def test_vllm_batch_responders_get_the_chat_template_order_and_per_item_seeds(tm
     processor = load_vlm("micro-llava")[1]
     order = sorted(range(5), key=lambda i: (questions[i], i))
     for pos, i in enumerate(order):
-        assert texts[0][i] == f"{chat_prompt(processor, questions[i])!r} b64 seed={pos} T=1.0 max=7"
+        assert texts[0][i] == f"{chat_prompt(processor, questions[i])!r} rgb32x32 seed={pos} T=1.0 max=7"
     with Offline(tmp_path / "cache" / "vllm-checkpoints" / os.listdir(tmp_path / "cache" / "vllm-checkpoints")[0],
                  timeout=30, log=tmp_path / "b.log") as eng:
         assert V.generate(eng, "offline", paths[:2], ["x", "y"], max_new_tokens=3)[1].endswith("path seed=1 T=0.0 max=3")
@@ -557,7 +557,7 @@ def test_lmms_adapter_generates_through_the_batch_engine(tmp_path, monkeypatch):
         lm = HarnessVLM(engine=served, batch_size=2)
         texts = lm._generate(_images(3), ["x ?", "y ?", "z ?"], max_new_tokens=5, batch_size=2, temperature=0.0)
         proc = served[0].proc
-    assert [t.split("'", 2)[-1] for t in texts] == [f" b64 seed={i} T=0.0 max=5" for i in range(3)]
+    assert [t.split("'", 2)[-1] for t in texts] == [f" rgb32x32 seed={i} T=0.0 max=5" for i in range(3)]
     assert "x ?" in texts[0] and "z ?" in texts[2]
     assert proc.poll() is not None                            # stopped with the session
 
@@ -592,3 +592,25 @@ def test_vllm_batch_is_an_engine_key_without_a_url():
     assert RespondersConfig(engine="vllm-batch").engine == "vllm-batch"     # several responders: one engine each
     with pytest.raises(HarnessError, match="vllm-batch \\(vLLM's offline batch generation here\\)"):
         check_engine("vllm-batch:http://127.0.0.1:9/v1", "eval.engine")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not VLLM_PY.exists() and not os.environ.get("HARNESS_VLLM_PYTHON"),
+                    reason="no .venv-vllm (bash scripts/vllm-env.sh)")
+def test_vllm_batch_engine_answers_micro_pope_like_hf(tmp_path):
+    """`harness eval --engine vllm-batch` with the real vLLM CPU build: greedy answers are the HF engine's, item
+    for item, and the worker is gone afterwards (one start: ~80 s on the shared 2-core machine)."""
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(tmp_path / "cache"), "HARNESS_QUIET": "1",
+           "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("HARNESS_ZOO_DIR", None)
+    rows = {}
+    for engine in ("hf", "vllm-batch"):
+        p = subprocess.run([sys.executable, "-m", "harness.cli", "eval", "--model", "micro-llava", "--suites",
+                            "micro-pope", "--limit", "32", "--out", str(tmp_path / engine), "--engine", engine],
+                           env=env, capture_output=True, text=True, timeout=1500)
+        assert p.returncode == 0, p.stderr[-3000:]
+        rows[engine] = [json.loads(line)["prediction"] for line in
+                        (tmp_path / engine / "samples/base/micro-pope.jsonl").read_text().splitlines()]
+    assert len(rows["hf"]) == 32 and rows["vllm-batch"] == rows["hf"]
+    ps = subprocess.run(["pgrep", "-af", "vllm_batch_worker"], capture_output=True, text=True)
+    assert str(tmp_path) not in ps.stdout

@@ -9,7 +9,6 @@ sampling seeded per item otherwise; special tokens skipped, whitespace stripped)
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import queue
@@ -29,12 +28,11 @@ WORKER = Path(__file__).with_name("vllm_batch_worker.py")
 
 
 def _payload(image) -> dict:
-    """An image path as is; an image in memory as PNG (lossless: the worker sees the same pixels)."""
+    """An image path as is; an image in memory as its raw RGB bytes (lossless, and ~10x cheaper than PNG)."""
     if isinstance(image, (str, Path)):
         return {"image_path": str(Path(image).resolve())}
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="PNG")
-    return {"image_b64": base64.b64encode(buf.getvalue()).decode()}
+    rgb = image.convert("RGB")
+    return {"image_rgb": base64.b64encode(rgb.tobytes()).decode(), "size": list(rgb.size)}
 
 
 class Offline:
@@ -56,6 +54,7 @@ class Offline:
         self._lines: queue.Queue = queue.Queue()
         self._processor = None
         self._dir: str | None = None
+        self.last_generate_seconds: float | None = None   # the last batch's time inside LLM.generate
 
     def __enter__(self) -> "Offline":
         try:
@@ -131,7 +130,7 @@ class Offline:
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass                    # the worker is gone: _reply reports its exit code and log
-        self._reply(f"a batch of {len(prompts)}")
+        self.last_generate_seconds = self._reply(f"a batch of {len(prompts)}").get("generate_seconds")
         with open(out, encoding="utf-8") as f:
             texts = [json.loads(line)["text"].strip() for line in f]
         os.unlink(req)

@@ -6,15 +6,14 @@ A standalone script: it imports vLLM, the standard library and PIL only — neve
 - started as `python vllm_batch_worker.py --model DIR [--dtype float32] [--seed 0] [--llm-kwargs JSON]`;
   it builds the engine once and writes `{"ready": true, "seconds": S}` on its stdout;
 - then, for each line `{"requests": IN.jsonl, "outputs": OUT.jsonl}` read from stdin, it generates every request
-  of IN (fields `prompt`: the text with the chat template already applied; `image_path` or `image_b64`;
-  `max_tokens`, `temperature`, `seed`), writes OUT (one `{"text", "token_ids"}` per request, in order) and answers
-  `{"done": OUT, "n": N}` or `{"error": MESSAGE}`;
+  of IN (fields `prompt`: the text with the chat template already applied; `image_path`, or `image_rgb` (base64
+  of the raw RGB bytes) and `size` [w, h]; `max_tokens`, `temperature`, `seed`), writes OUT (one `{"text", "token_ids"}` per request, in order) and answers
+  `{"done": OUT, "n": N, "generate_seconds": S}` (S: inside LLM.generate) or `{"error": MESSAGE}`;
 - it exits at the end of stdin. vLLM logs to stdout, so the protocol gets a private copy of the original stdout
   and everything else written there goes to stderr (the harness's log file).
 """
 
 import base64
-import io
 import json
 import os
 import sys
@@ -31,8 +30,7 @@ def _image(item: dict):
     if item.get("image_path"):
         with Image.open(item["image_path"]) as im:
             return im.convert("RGB")
-    with Image.open(io.BytesIO(base64.b64decode(item["image_b64"]))) as im:
-        return im.convert("RGB")
+    return Image.frombytes("RGB", tuple(item["size"]), base64.b64decode(item["image_rgb"]))
 
 
 def _params(item: dict):
@@ -48,13 +46,15 @@ def run(llm, requests: str, outputs: str) -> int:
     with open(requests, encoding="utf-8") as f:
         items = [json.loads(line) for line in f if line.strip()]
     inputs = [{"prompt": it["prompt"], "multi_modal_data": {"image": _image(it)}} for it in items]
+    t0 = time.monotonic()
     results = llm.generate(inputs, [_params(it) for it in items], use_tqdm=False)
+    seconds = time.monotonic() - t0
     tmp = outputs + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         for r in results:       # LLM.generate returns the outputs in the order of the inputs
             f.write(json.dumps({"text": r.outputs[0].text, "token_ids": list(r.outputs[0].token_ids)}) + "\n")
     os.replace(tmp, outputs)
-    return len(results)
+    return len(results), round(seconds, 4)
 
 
 def main() -> int:
@@ -82,7 +82,8 @@ def main() -> int:
             continue
         msg = json.loads(line)
         try:
-            say({"done": msg["outputs"], "n": run(llm, msg["requests"], msg["outputs"])})
+            n, seconds = run(llm, msg["requests"], msg["outputs"])
+            say({"done": msg["outputs"], "n": n, "generate_seconds": seconds})
         except Exception as e:      # noqa: BLE001 - reported to the harness, which raises it as a HarnessError
             say({"error": f"{type(e).__name__}: {e}"})
     return 0
