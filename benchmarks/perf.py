@@ -9,10 +9,10 @@ Sections (each prints its own rows; the summary prints every ratio in one table 
   first --items documents), wall time of the whole command each, and how many answers agree. `llava_hf` refuses
   batch sizes above 1 and imports `decord` (video decoding; not in the lock, never used for images): the
   benchmark gives it a stand-in module.
-- `vllm`: vLLM's server (engine `vllm`) and its offline batch engine (engine `vllm-batch`) vs HF `generate` at
-  batch 1 and batched, on --prompts micro-CHAIR descriptions (40 new tokens, greedy, fp32), one compute thread
-  each (vLLM's CPU engine binds one OpenMP thread on 2 cores), --repeats alternating rounds (medians):
-  prompts/s after start-up, with start-up, start-up apart, and greedy agreement with HF.
+- `vllm`: vLLM's server (engine `vllm`), then its offline batch engine (engine `vllm-batch`), each alive alone,
+  vs HF `generate` at batch 1 and batched, on --prompts micro-CHAIR descriptions (40 new tokens, greedy, fp32),
+  one compute thread each (vLLM's CPU engine binds one OpenMP thread on 2 cores), --repeats alternating rounds
+  (medians): prompts/s after start-up, with start-up, start-up apart, and greedy agreement with HF.
 - `dp`: 2 processes (torchrun-style ranks, gloo) vs 1 for synthesis (`harness synth --size --pairs`), evaluation
   (`harness eval --limit --items`) and DPO (`harness train`, the same dataset): each stage's wall time from its
   record, and whether the outputs are the same (dataset bytes, samples bytes).
@@ -150,28 +150,32 @@ def _median(xs: list[float]) -> float:
     return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
-def _vllm_engines(ckpt: Path, work: Path):
-    """Both vLLM engines on the same prepared checkpoint, started one after the other: ({name: engine}, {name:
-    start-up seconds}, context stack). Each runs its CPU engine on one OpenMP thread (VLLM_CPU_OMP_THREADS_BIND
-    auto on 2 cores: core 0 computes, core 1 is reserved for vLLM's front-end process; docs/engines.md)."""
-    import contextlib
-
-    from harness.engines import batch as B
-    from harness.engines import vllm as V
-    stack = contextlib.ExitStack()
-    starts, engines = {}, {}
-    t, srv = _timed(lambda: stack.enter_context(V.Server(ckpt, log=work / "vllm-server.log")))
-    starts["vLLM server"], engines["vLLM server"] = t, srv.url
-    t, eng = _timed(lambda: stack.enter_context(B.Offline(ckpt, log=work / "vllm-batch.log")))
-    starts["vLLM offline batch"], engines["vLLM offline batch"] = t, eng
-    return engines, starts, stack
+def _alternate(runs: dict, repeats: int, engine=None) -> tuple[dict, dict]:
+    """`repeats` rounds of every run in turn -> ({name: [seconds]}, {name: round 1's texts}); with the offline
+    engine, its time inside LLM.generate is kept too (under "inside LLM.generate")."""
+    seconds, texts = {k: [] for k in runs}, {}
+    for r in range(repeats):
+        for name, fn in runs.items():
+            t, out = _timed(fn)
+            seconds[name].append(t)
+            texts.setdefault(name, out)
+            if out != texts[name]:
+                _say(f"  note: {name} round {r + 1} differs from its round 1")
+        if getattr(engine, "last_generate_seconds", None) is not None:
+            seconds.setdefault("inside LLM.generate", []).append(engine.last_generate_seconds)
+        _say(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in seconds.items()))
+    return seconds, texts
 
 
 def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3) -> None:
-    """HF batch 1, HF batched, vLLM's server and vLLM's offline batch engine on the same prompts, `repeats`
-    alternating rounds (the machine is shared: medians), start-up apart, greedy agreement with HF."""
+    """HF batch 1 and batched against vLLM's server, then against its offline batch engine, on the same prompts:
+    one vLLM engine alive at a time (two engines pinned to the same core slow each other down), `repeats`
+    alternating rounds with HF each (the machine is shared: medians), start-up apart, greedy agreement with HF.
+    vLLM's CPU engine computes on one OpenMP thread (VLLM_CPU_OMP_THREADS_BIND=auto on 2 cores: core 0 computes,
+    core 1 is reserved for its front-end; docs/engines.md), HF on one torch thread."""
     import torch
 
+    from harness.engines import batch as B
     from harness.engines import vllm as V
     from harness.engines.serve import _cache, _identity
     from harness.models.vlm import generate, load_vlm
@@ -181,35 +185,29 @@ def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3) -> None:
     torch.set_num_threads(1)
     load_hf, (model, processor) = _timed(lambda: load_vlm("micro-llava"))
     ckpt = V.prepare_checkpoint("micro-llava", None, _cache() / _identity("micro-llava", None))
-    engines, starts, stack = _vllm_engines(ckpt, work)
-    runs = {"HF batch 1": lambda: generate(model, processor, images, questions, max_new_tokens=40, batch_size=1),
-            f"HF batch {batch}": lambda: generate(model, processor, images, questions, max_new_tokens=40,
-                                                  batch_size=batch)}
-    for name, target in engines.items():
-        V.generate(target, "harness", images[:4], questions[:4], max_new_tokens=40)      # warm-up
-        runs[name] = (lambda t=target: V.generate(t, "harness", images, questions, max_new_tokens=40,
-                                                  concurrency=n))
+    hf_runs = {"HF batch 1": lambda: generate(model, processor, images, questions, max_new_tokens=40, batch_size=1),
+               f"HF batch {batch}": lambda: generate(model, processor, images, questions, max_new_tokens=40,
+                                                     batch_size=batch)}
     _say(f"[vllm] {n} prompts x 40 new tokens, greedy, fp32, 1 thread each, {repeats} alternating rounds; "
-         f"start-up: HF load {load_hf:.1f} s, " + ", ".join(f"{k} {v:.0f} s" for k, v in starts.items()))
-    seconds, texts, inside = {k: [] for k in runs}, {}, []
-    with stack:
-        for r in range(repeats):
-            for name, fn in runs.items():
-                t, out = _timed(fn)
-                seconds[name].append(t)
-                texts.setdefault(name, out)
-                if out != texts[name]:
-                    _say(f"  note: {name} round {r + 1} differs from its round 1")
-            inside.append(engines["vLLM offline batch"].last_generate_seconds)
-            _say("  round " + str(r + 1) + ": " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in seconds.items())
-                 + f" (inside LLM.generate {inside[-1]:.2f} s)")
-    _report_vllm(n, batch, {k: _median(v) for k, v in seconds.items()}, texts, starts, load_hf)
-    _say(f"  vLLM offline batch inside LLM.generate alone (median): {n / _median(inside):.1f} prompts/s")
+         f"HF load {load_hf:.1f} s")
+    for name, engine in (("vLLM server", V.Server(ckpt, log=work / "vllm-server.log")),
+                         ("vLLM offline batch", B.Offline(ckpt, log=work / "vllm-batch.log"))):
+        start, _ = _timed(engine.__enter__)
+        try:
+            target = engine.url if name == "vLLM server" else engine
+            _say(f"  {name}: start-up {start:.0f} s")
+            V.generate(target, "harness", images[:4], questions[:4], max_new_tokens=40)      # warm-up
+            seconds, texts = _alternate({**hf_runs, name: lambda t=target: V.generate(
+                t, "harness", images, questions, max_new_tokens=40, concurrency=n)}, repeats, engine)
+        finally:
+            engine.stop()
+        _report_vllm(n, batch, {k: _median(v) for k, v in seconds.items()}, texts, {name: start}, load_hf)
 
 
 def _report_vllm(n: int, batch: int, med: dict, texts: dict, starts: dict, load_hf: float) -> None:
     hf1, hfb = texts["HF batch 1"], texts[f"HF batch {batch}"]
     _say("  prompts/s (median): " + ", ".join(f"{k} {n / v:.1f}" for k, v in med.items()))
+    med = {k: v for k, v in med.items() if k != "inside LLM.generate"}
     for name, start in starts.items():
         same1, sameb = sum(a == b for a, b in zip(texts[name], hf1)), sum(a == b for a, b in zip(texts[name], hfb))
         rate, rate_hf = n / med[name], n / med[f"HF batch {batch}"]
