@@ -55,7 +55,7 @@ EVAL_CODE = ("harness.evaluate", "harness.lmms_adapter", "harness.models.vlm", "
 class EvalSettings:
     batch_size: int = 64
     limit: int | None = None            # first N items per task (quick looks; records say so)
-    engine: str = "hf"                  # hf | vllm | vllm:<url> (harness.engines; docs/engines.md)
+    engine: str = "hf"                  # hf | vllm | vllm:<url> | vllm-batch (harness.engines; docs/engines.md)
 
     def __post_init__(self):            # refused at resolve time (exit 2), not by lmms-eval mid-run
         from harness.engines import check_engine

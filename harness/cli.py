@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items per task")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--engine", default="hf",
-                   help="hf (default) | vllm (a server started in .venv-vllm) | vllm:URL (a running server)")
+                   help="hf (default) | vllm (a server started in .venv-vllm) | vllm:URL (a running server) | "
+                        "vllm-batch (vLLM's offline LLM.generate in a .venv-vllm worker)")
     _add_offline(p)
 
     p = sub.add_parser("leaderboard", help="regenerate leaderboards/ from committed run records")

@@ -28,7 +28,7 @@ class RespondersConfig:
     batch_size: int = 128
     workers: int = 1                  # parallel generation processes (micro on 2 cores: 2; GPU: 1)
     device: str = ""                  # "" = the loader's default (CPU); "cuda" on a GPU machine
-    engine: str = "hf"                # hf | vllm | vllm:<url> (harness.engines; docs/engines.md)
+    engine: str = "hf"                # hf | vllm | vllm:<url> | vllm-batch (harness.engines; docs/engines.md)
 
     def __post_init__(self):
         from harness.engines import check_engine
