@@ -142,12 +142,12 @@ def lock_identity() -> str:
     """'<lock file>:<sha256[:16]>' of the lock this environment was installed from (scripts/setup.sh: the CPU
     lock pins torch's "+cpu" build, the GPU lock PyPI's CUDA build); "" when the checkout has no lock."""
     import hashlib
-    root = Path(__file__).resolve().parent.parent / "constraints"
+    root = Path(__file__).resolve().parent.parent
     try:
         torch_version = version("torch")
     except PackageNotFoundError:
         torch_version = ""
-    name = "cpu.lock" if torch_version.endswith("+cpu") else "gpu.lock"
+    name = "requirements.txt" if torch_version.endswith("+cpu") else "requirements-gpu.txt"
     path = root / name
     if not path.is_file():
         return ""

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate the locks from pyproject.toml + constraints/{cpu,gpu}.txt with `uv pip compile` (every package
-# pinned, transitive ones included). Run it after changing a dependency, then commit the two .lock files:
+# pinned, transitive ones included). Run it after changing a dependency, then commit the two lock files (requirements.txt, requirements-gpu.txt):
 #   bash scripts/lock.sh            # needs `uv` on PATH (pip install uv), or UV=/path/to/uv
 # torchvision is left out of both locks: nothing in harness imports it, and the wheel a resolver picks beside
 # CPU torch is a CUDA build that breaks `import lmms_eval` (operator torchvision::nms does not exist).
@@ -15,6 +15,6 @@ common=(pyproject.toml --extra test --extra real --python-version 3.11 --python-
 wheels="${HARNESS_WHEELS:-/opt/wheels}"
 if [ -d "$wheels" ]; then torch_src=(--find-links "$wheels")
 else torch_src=(--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match); fi
-"$uv" pip compile "${common[@]}" -c constraints/cpu.txt "${torch_src[@]}" --custom-compile-command "bash scripts/lock.sh" -o constraints/cpu.lock
+"$uv" pip compile "${common[@]}" -c constraints/cpu.txt "${torch_src[@]}" --custom-compile-command "bash scripts/lock.sh" -o requirements.txt
 "$uv" pip compile "${common[@]}" -c constraints/gpu.txt \
-  --custom-compile-command "bash scripts/lock.sh" -o constraints/gpu.lock
+  --custom-compile-command "bash scripts/lock.sh" -o requirements-gpu.txt

