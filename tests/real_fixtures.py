@@ -241,44 +241,27 @@ class FakeJudge:
     Records the request paths, the models asked for and whether a key was sent."""
 
     def __init__(self, reply_fn=None):
-        import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from fake_openai import FakeOpenAI, chat_reply
 
         self.reply_fn = reply_fn          # prompt -> reply text, replacing the judge's replies
         self.prompts: list[str] = []
         self.paths: list[str] = []
         self.models: list[str] = []
         self.auth: list[str | None] = []
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.paths.append(self.path)
-                outer.models.append(body.get("model"))
-                outer.auth.append(self.headers.get("Authorization"))
-                prompt = body["messages"][0]["content"]
-                outer.prompts.append(prompt)
-                reply = ("Fine.\nRating: 4" if "Rating:" in prompt else "0.5" if "correctness score" in prompt
-                         else outer.reply_fn(prompt) if outer.reply_fn else "OK")
-                data = json.dumps({"choices": [{"message": {"content": reply}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        def answer(path, headers, body):
+            self.paths.append(path)
+            self.models.append(body.get("model"))
+            self.auth.append(headers.get("Authorization"))
+            prompt = body["messages"][0]["content"]
+            self.prompts.append(prompt)
+            return chat_reply("Fine.\nRating: 4" if "Rating:" in prompt else "0.5" if "correctness score" in prompt
+                              else self.reply_fn(prompt) if self.reply_fn else "OK")
+        self.server = FakeOpenAI(answer)
+        self.url = self.server.url
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 # ---------------------------------------------------------------- SD3 and CLIP stand-ins
@@ -287,7 +270,12 @@ class FakeJudge:
 def build_tiny_sd3(out: Path, seed: int = 0) -> Path:
     """A StableDiffusion3Pipeline of tiny random parts (no T5 encoder, as SD3 allows), saved with diffusers."""
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
     from harness.zoo.architectures import build_tokenizer

@@ -291,39 +291,19 @@ class _FakeOpenAI:
     """An OpenAI-compatible server on 127.0.0.1 that answers with what it was asked (to check the requests)."""
 
     def __init__(self):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from fake_openai import FakeOpenAI, chat_reply
         seen = self.seen = []
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _reply(self, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._reply({"data": [{"id": "served-llava"}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                seen.append(body)
-                parts = body["messages"][0]["content"]
-                text = (f" {parts[0]['type']}>{parts[1]['type']} {parts[1]['text']} seed={body.get('seed')} "
-                        f"T={body['temperature']} max={body['max_tokens']} model={body['model']} ")
-                self._reply({"choices": [{"message": {"content": text}}]})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        def answer(path, headers, body):
+            seen.append(body)
+            parts = body["messages"][0]["content"]
+            return chat_reply(f" {parts[0]['type']}>{parts[1]['type']} {parts[1]['text']} seed={body.get('seed')} "
+                              f"T={body['temperature']} max={body['max_tokens']} model={body['model']} ")
+        self.server = FakeOpenAI(answer, served="served-llava")
+        self.url = self.server.url
 
     def close(self):
-        self.httpd.shutdown()
+        self.server.close()
 
 
 def test_responders_through_a_running_server_keep_order_and_per_item_seeds(tmp_path):
@@ -412,23 +392,26 @@ VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
 @pytest.mark.slow
 @pytest.mark.skipif(not VLLM_PY.exists() and not os.environ.get("HARNESS_VLLM_PYTHON"),
                     reason="no .venv-vllm (bash scripts/vllm-env.sh)")
-def test_vllm_engine_answers_micro_pope_like_hf(tmp_path):
-    """`harness eval --engine vllm` on the micro-llava checkpoint: the server is started and stopped by the
-    harness, and its greedy answers are the HF engine's, item for item."""
+@pytest.mark.parametrize("engine, process", [("vllm", "vllm.entrypoints.openai.api_server"),
+                                             ("vllm-batch", "vllm_batch_worker")])
+def test_vllm_engines_answer_micro_pope_like_hf(tmp_path, engine, process):
+    """`harness eval --engine vllm` (a server) and `--engine vllm-batch` (an offline worker) on the micro-llava
+    checkpoint with the real vLLM CPU build: started and stopped by the harness (one start: ~80 s on the shared
+    2-core machine), greedy answers the HF engine's, item for item."""
     env = {**os.environ, "HARNESS_CACHE_DIR": str(tmp_path / "cache"), "HARNESS_QUIET": "1",
            "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env.pop("HARNESS_ZOO_DIR", None)          # the committed micro zoo
     rows = {}
-    for engine in ("hf", "vllm"):
+    for name in ("hf", engine):
         p = subprocess.run([sys.executable, "-m", "harness.cli", "eval", "--model", "micro-llava", "--suites",
-                            "micro-pope", "--limit", "32", "--out", str(tmp_path / engine), "--engine", engine],
+                            "micro-pope", "--limit", "32", "--out", str(tmp_path / name), "--engine", name],
                            env=env, capture_output=True, text=True, timeout=1500)
         assert p.returncode == 0, p.stderr[-3000:]
-        rows[engine] = [json.loads(line)["prediction"] for line in
-                        (tmp_path / engine / "samples/base/micro-pope.jsonl").read_text().splitlines()]
-    assert len(rows["hf"]) == 32 and rows["vllm"] == rows["hf"]
-    ps = subprocess.run(["pgrep", "-f", "vllm.entrypoints.openai.api_server"], capture_output=True, text=True)
-    assert str(tmp_path) not in ps.stdout                     # the server was stopped
+        rows[name] = [json.loads(line)["prediction"] for line in
+                      (tmp_path / name / "samples/base/micro-pope.jsonl").read_text().splitlines()]
+    assert len(rows["hf"]) == 32 and rows[engine] == rows["hf"]
+    ps = subprocess.run(["pgrep", "-af", process], capture_output=True, text=True)   # -a: the command lines
+    assert str(tmp_path) not in ps.stdout                     # the server / worker was stopped
 
 
 _SERVER_PARENT = """
@@ -592,25 +575,3 @@ def test_vllm_batch_is_an_engine_key_without_a_url():
     assert RespondersConfig(engine="vllm-batch").engine == "vllm-batch"     # several responders: one engine each
     with pytest.raises(HarnessError, match="vllm-batch \\(vLLM's offline batch generation here\\)"):
         check_engine("vllm-batch:http://127.0.0.1:9/v1", "eval.engine")
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not VLLM_PY.exists() and not os.environ.get("HARNESS_VLLM_PYTHON"),
-                    reason="no .venv-vllm (bash scripts/vllm-env.sh)")
-def test_vllm_batch_engine_answers_micro_pope_like_hf(tmp_path):
-    """`harness eval --engine vllm-batch` with the real vLLM CPU build: greedy answers are the HF engine's, item
-    for item, and the worker is gone afterwards (one start: ~80 s on the shared 2-core machine)."""
-    env = {**os.environ, "HARNESS_CACHE_DIR": str(tmp_path / "cache"), "HARNESS_QUIET": "1",
-           "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("HARNESS_ZOO_DIR", None)
-    rows = {}
-    for engine in ("hf", "vllm-batch"):
-        p = subprocess.run([sys.executable, "-m", "harness.cli", "eval", "--model", "micro-llava", "--suites",
-                            "micro-pope", "--limit", "32", "--out", str(tmp_path / engine), "--engine", engine],
-                           env=env, capture_output=True, text=True, timeout=1500)
-        assert p.returncode == 0, p.stderr[-3000:]
-        rows[engine] = [json.loads(line)["prediction"] for line in
-                        (tmp_path / engine / "samples/base/micro-pope.jsonl").read_text().splitlines()]
-    assert len(rows["hf"]) == 32 and rows["vllm-batch"] == rows["hf"]
-    ps = subprocess.run(["pgrep", "-af", "vllm_batch_worker"], capture_output=True, text=True)
-    assert str(tmp_path) not in ps.stdout

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_openai import FakeOpenAI, chat_reply
 
 from harness.errors import HarnessError
 from harness.judges import load_judge
@@ -96,41 +95,21 @@ class _Server:
         self.reply = "Looks right.\nRating: 5"
         self.calls = 0
         self.auth = []
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                outer.calls += 1
-                outer.auth.append(self.headers.get("Authorization"))
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                assert body["messages"][0]["role"] == "user"
-                if outer.mode == "500":
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                if outer.mode == "slow":
-                    time.sleep(1.0)
-                payload = ({"choices": [{"message": {"content": outer.reply}}]} if outer.mode != "malformed"
-                           else {"unexpected": True})
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        def answer(path, headers, body):
+            self.calls += 1
+            self.auth.append(headers.get("Authorization"))
+            assert body["messages"][0]["role"] == "user"
+            if self.mode == "500":
+                return 500, None
+            if self.mode == "slow":
+                time.sleep(1.0)
+            return chat_reply(self.reply) if self.mode != "malformed" else (200, {"unexpected": True})
+        self.server = FakeOpenAI(answer)
+        self.url = self.server.url
 
     def close(self):
-        self.httpd.shutdown()
+        self.server.close()
 
 
 @pytest.fixture

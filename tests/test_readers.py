@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pytest
 from scipy.stats import ttest_rel
@@ -72,8 +73,8 @@ def test_metric_mde_uses_per_item_differences_and_discordance():
 # ---------------------------------------------------------------- a run directory with judged samples, a fake judge
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fake_openai import FakeOpenAI, chat_reply
 
 from harness.errors import HarnessError
 
@@ -185,26 +186,13 @@ class BiasedJudgeServer:
 
     def __init__(self, truth: dict, fail_on: set[str] = frozenset()):
         self.truth, self.fail_on, self.requests = truth, fail_on, 0
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                outer.requests += 1
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                data = json.dumps({"choices": [{"message": {"content": outer.reply(body["messages"][0]["content"])}}],
-                                   "usage": {"prompt_tokens": 100, "completion_tokens": 5}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        def answer(path, headers, body):
+            self.requests += 1
+            return chat_reply(self.reply(body["messages"][0]["content"]),
+                              usage={"prompt_tokens": 100, "completion_tokens": 5})
+        self.server = FakeOpenAI(answer)
+        self.url = self.server.url
 
     def reply(self, prompt: str) -> str:
         if "Rating:" in prompt:
@@ -217,7 +205,7 @@ class BiasedJudgeServer:
         return "about half" if pred in self.fail_on else f"{round(self.truth[key], 1):.1f}"
 
     def close(self):
-        self.httpd.shutdown()
+        self.server.close()
 
 
 @pytest.fixture
