@@ -22,7 +22,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from harness.io import stable_hash
+from harness.io import cache_dir, stable_hash
 from harness.world.texts import describe
 
 DATA_VERSION = "2"
@@ -36,10 +36,6 @@ CHAIR_IMAGES = 250
 MMHAL_TYPES = ("attribute", "adversarial", "comparison", "counting", "relation", "environment", "holistic", "other")
 MMVET_CAPABILITIES = ("recognition", "counting", "spatial", "ocr", "generation")
 DESCRIBE_PROMPT = "describe this image ."
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
 
 
 def task_files_hash() -> str:
@@ -61,7 +57,7 @@ def builder_key() -> str:
 
 def build_micro_tasks(root: str | Path | None = None, force: bool = False) -> Path:
     """-> the include folder holding every harness_micro_* task with its data (built once, then reused)."""
-    root = Path(root) if root else cache_root()
+    root = Path(root) if root else cache_dir()
     folder = root / f"micro-tasks-v{DATA_VERSION}-{builder_key()}"
     if (folder / "COMPLETE").is_file() and not force:
         return folder

@@ -10,7 +10,6 @@ never a silent fallback to another matcher, which would give different numbers u
 from __future__ import annotations
 
 from functools import cache, lru_cache
-from pathlib import Path
 
 from harness.errors import HarnessError
 
@@ -68,10 +67,10 @@ def _punkt_from_package() -> str | None:
         from punkt.data import english
     except ImportError:
         return None
-    import os
     from importlib.metadata import version
 
-    root = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness")) / "nltk_data"
+    from harness.io import cache_dir
+    root = cache_dir() / "nltk_data"
     folder = root / "tokenizers" / "punkt_tab" / "english"
     if not (folder / "ortho_context.tab").is_file():
         folder.mkdir(parents=True, exist_ok=True)

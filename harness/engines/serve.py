@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.engines import check_engine
+from harness.io import cache_dir
 
 
 def _identity(model: str, adapter: str | None) -> str:
@@ -27,7 +28,7 @@ def _identity(model: str, adapter: str | None) -> str:
 
 
 def _cache() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness") / "vllm-checkpoints"
+    return cache_dir() / "vllm-checkpoints"
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from harness.io import cache_dir as harness_cache
 from harness.io import stable_hash, write_json
 from harness.judges import Judge, Judgement, templates
 
@@ -105,9 +106,7 @@ class OpenAIJudge(Judge):
         self.timeout = _setting("HARNESS_JUDGE_TIMEOUT", timeout, DEFAULT_TIMEOUT, float, minimum=0.001)
         self.retries = _setting("HARNESS_JUDGE_RETRIES", retries, DEFAULT_RETRIES, int, minimum=0)
         self.backoff = DEFAULT_BACKOFF if backoff is None else backoff
-        root = Path(cache_dir) if cache_dir else Path(os.environ.get(
-            "HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness")) / "judge"
-        self.cache_dir = root
+        self.cache_dir = Path(cache_dir) if cache_dir else harness_cache() / "judge"
         # prompt template per task (harness.judges.templates): the benchmarks' own unless named otherwise
         self.templates = _templates(templates)
         # what this judge cost so far (HTTP requests, retries included; tokens as the endpoint reports them)

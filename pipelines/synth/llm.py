@@ -14,7 +14,6 @@ after `max_requests` is a HarnessError naming the counts -- never silently fewer
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -50,7 +49,8 @@ class LLMClient:
     def __init__(self, model: str = "", url: str = ""):
         from harness.judges.openai_judge import OpenAIJudge
         self.http = OpenAIJudge(base_url=url or None, model=model or None, max_tokens=1024)
-        self.root = Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness") / "llm"
+        from harness.io import cache_dir
+        self.root = cache_dir() / "llm"
         self.stats = LLMStats()
 
     def describe(self) -> dict:
