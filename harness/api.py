@@ -23,7 +23,7 @@ from harness.config import parse_size, resolve, size_label, to_dict
 from harness import parallel
 from harness.errors import HarnessError
 from harness.failures import ERROR_LOG, RUN_LOG, RunConsole, record_failures
-from harness.io import ensure_writable_dir, stable_hash, write_text
+from harness.io import cache_dir, ensure_writable_dir, stable_hash, write_text
 from harness.record import RunRecord, git_commit, machine_description, now_iso, package_versions
 from harness.stages import Stages, code_version
 
@@ -97,10 +97,6 @@ def _console(run_dir: Path | None = None):
     from rich.console import Console
     screen = Console(stderr=True, quiet=bool(os.environ.get("HARNESS_QUIET")))
     return RunConsole(screen, run_dir / RUN_LOG) if run_dir is not None else screen
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness")
 
 
 def _fingerprint(model: str) -> str:
@@ -233,7 +229,7 @@ def _evaluate(settings: RunSettings, stages: Stages, name: str, checkpoint: str,
         results = evaluate_checkpoint(settings.base_model, adapter=str(adapter) if adapter else None,
                                       suites=list(settings.suites), out_dir=str(work), checkpoint=checkpoint,
                                       judge=settings.judge, batch_size=settings.eval.batch_size,
-                                      limit=settings.eval.limit, engine=settings.eval.engine)
+                                      limit=settings.eval.limit, engine=settings.eval.engine, identity=identity)
         if parallel.is_main():         # rank 0 wrote the samples; a follower's copy would be discarded anyway
             shutil.copytree(work / "samples", d / "samples")
             shutil.rmtree(work, ignore_errors=True)
@@ -283,7 +279,7 @@ def run(method: str = "rm-dpo", size: str | int = "5k", world: str = "micro", ou
     if world == "real":                # data prepared, judge answering: checked before a night of synthesis
         from harness.dryrun import preflight
         preflight(settings, cfg)
-    ensure_writable_dir(_cache_dir(), "HARNESS_CACHE_DIR")
+    ensure_writable_dir(cache_dir(), "HARNESS_CACHE_DIR")
     console = _console(run_dir)
     record_path = run_dir / "record.json"
     if record_path.is_file():
@@ -331,7 +327,7 @@ def _run_stages(m, settings: RunSettings, cfg, run_dir: Path, config: dict, chas
     at.stage = "train"
     st_t = _stage_train(m, settings, cfg, run_dir, stages, st_s, console)
     at.stage = "eval-base"
-    base_stages = Stages(_cache_dir() / "base-eval", log=console.print)
+    base_stages = Stages(cache_dir() / "base-eval", log=console.print)
     st_b = _evaluate(settings, base_stages, "eval-base", "base", None, {}, console)
     _copy_samples(st_b.path, run_dir, "base")
     at.stage = "eval-aligned"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 
 from harness.errors import HarnessError
@@ -69,17 +70,12 @@ def judge_check(settings, suites) -> dict | None:
     judge = load_judge("openai")
     who = judge.describe()
     print(f"judge: {who['model']} at {who['base_url']} (key: ${judge.api_key_env} "
-          f"{'set' if _has_env(judge.api_key_env) else 'not set'})", file=sys.stderr)
+          f"{'set' if os.environ.get(judge.api_key_env) else 'not set'})", file=sys.stderr)
     reply, error = judge.complete("Reply with the single word OK.")
     if reply is None:
         raise HarnessError(f"the judge does not answer: {error} (set HARNESS_JUDGE_URL / HARNESS_JUDGE_MODEL, "
                            "and the key in OPENAI_API_KEY, for an OpenAI-compatible endpoint)")
     return who
-
-
-def _has_env(name: str) -> bool:
-    import os
-    return bool(os.environ.get(name))
 
 
 def preflight(settings, cfg=None) -> dict:

@@ -126,12 +126,14 @@ def _include_paths(suites: list[Suite]) -> list[str]:
 def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_dir: str | Path,
                         checkpoint: str = "base", judge: str | object | None = "rule", batch_size: int = 64,
                         limit: int | None = None, judge_kwargs: dict | None = None, progress: bool = True,
-                        loaded=None, device: str | None = None, engine: str = "hf") -> dict[str, SuiteResult]:
+                        loaded=None, device: str | None = None, engine: str = "hf",
+                        identity: dict | None = None) -> dict[str, SuiteResult]:
     """Evaluate `model` (+ PEFT `adapter`) on `suites` -> {suite: SuiteResult}; writes the samples files.
 
     `judge` is a registry name ("rule", "openai") or a Judge instance, used by judged suites (MMHal, MM-Vet).
     `loaded` = (model, processor) skips loading (the checkpoint must still be the one named, for the cache key).
-    `device`: default "cuda" when a GPU is visible, else the CPU.
+    `device`: default "cuda" when a GPU is visible, else the CPU. `identity`: eval_identity(suites, judge) when
+    the caller has computed it already (harness.api keys its stage on it), so the data is not hashed twice.
     """
     import torch
 
@@ -142,7 +144,7 @@ def evaluate_checkpoint(model: str, *, adapter: str | None = None, suites, out_d
     fingerprint = _model_fingerprint(model, adapter)
     judge_obj = _make_judge(judge, judge_kwargs) if any(s.judged for s in suites) else None
 
-    ident = eval_identity(suites, judge_obj)
+    ident = identity or eval_identity(suites, judge_obj)
     keys = {s.name: _suite_key(s, fingerprint, limit, engine, ident) for s in suites}
     results, todo = _reuse_finished(suites, out_dir, checkpoint, keys, judge_obj, ident)
     if not todo:
@@ -330,14 +332,15 @@ def evaluate_cli(args) -> RunRecord:
     record_path = out / "record.json"
     if record_path.exists() and _is_main():
         record_path.unlink()      # record.json present <=> the last evaluation in this directory finished
+    engine = _engine_arg(args)
     t0 = time.time()
     results = evaluate_checkpoint(args.model, adapter=args.adapter, suites=suites, out_dir=out,
                                   checkpoint=checkpoint, judge=judge, batch_size=args.batch_size or 64,
-                                  limit=args.limit, engine=_engine_arg(args))
+                                  limit=args.limit, engine=engine)
     from harness.judges import load_judge
     judge_info = load_judge(judge).describe() if any(s.judged for s in suites) else None
     config = {"model": args.model, "adapter": args.adapter, "suites": [s.name for s in suites], "judge": judge_info,
-              "limit": args.limit, "batch_size": args.batch_size or 64, "engine": _engine_arg(args)}
+              "limit": args.limit, "batch_size": args.batch_size or 64, "engine": engine}
     record = RunRecord(kind="eval", world=world, config=config, config_hash=stable_hash(config),
                        packages=package_versions(), git_commit=git_commit(), machine=machine_description(),
                        created=now_iso(), timings={"evaluate": round(time.time() - t0, 2)},

@@ -71,9 +71,9 @@ def init() -> None:
 
     gloo carries the Python objects we gather (CPU); on a GPU machine NCCL carries CUDA tensors (DDP gradients)."""
     check_env()
-    _FIXED.update(rank=rank(), world=world_size())
-    if world_size() == 1:
+    if world_size() == 1:        # nothing to fix: no rank's view of the environment is ever changed
         return
+    _FIXED.update(rank=rank(), world=world_size())
     import datetime
 
     import torch
@@ -156,7 +156,7 @@ def map_units(n: int, compute: Callable[[list[int]], Iterable[tuple[int, object]
     `(unit, result)` pairs; each is stored as it comes, units already in `store` are skipped), then every rank
     receives every result."""
     store = store or UnitStore(None)
-    mine = my_units(n) if world_size() > 1 else list(range(n))
+    mine = my_units(n)
     done = {u: v for u in mine if (v := store.get(u)) is not None}
     store.report_reused(len(done), len(mine))
     todo = [u for u in mine if u not in done]

@@ -141,7 +141,7 @@ def package_versions() -> dict[str, str]:
 def lock_identity() -> str:
     """'<lock file>:<sha256[:16]>' of the lock this environment was installed from (scripts/setup.sh: the CPU
     lock pins torch's "+cpu" build, the GPU lock PyPI's CUDA build); "" when the checkout has no lock."""
-    import hashlib
+    from harness.io import file_sha256
     root = Path(__file__).resolve().parent.parent
     try:
         torch_version = version("torch")
@@ -151,7 +151,7 @@ def lock_identity() -> str:
     path = root / name
     if not path.is_file():
         return ""
-    return f"{name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+    return f"{name}:{file_sha256(path)[:16]}"
 
 
 # What a result depends on: code, presets, suites and the zoo weights (edits to README or leaderboards do not count).

@@ -195,7 +195,8 @@ def score_cli(args) -> object:
                            "which answer counts is ambiguous")
     t0 = time.time()
     rows, mismatch = score_rows(suite, answers, partial=args.partial)
-    judge = args.judge or ("rule" if suite.world == "micro" else "openai")
+    from harness.api import DEFAULT_JUDGE
+    judge = args.judge or DEFAULT_JUDGE[suite.world]
     judge_obj = _make_judge(judge, None) if suite.judged else None
     judge_failures = judge_obj.judge_rows(suite.rubric, rows) if judge_obj else 0
     out, checkpoint = Path(args.out), args.checkpoint or "scored"

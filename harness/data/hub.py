@@ -8,12 +8,12 @@ MMHal-Bench's images, Object HalBench) need the official release and `--from PAT
 
 from __future__ import annotations
 
+from harness.data.convert import POPE_SPLITS
 from harness.errors import HarnessError
 
 # suite -> (dataset, config, {split: docs file}); the ids lmms-eval's own task YAMLs load
 HUB_DATASETS = {
-    "pope": ("lmms-lab-encoder/POPE", "Full",
-             {"random": "random.jsonl", "popular": "popular.jsonl", "adversarial": "adversarial.jsonl"}),
+    "pope": ("lmms-lab-encoder/POPE", "Full", POPE_SPLITS),
     "mmvet": ("lmms-lab-encoder/MMVet", None, {"test": "mmvet.jsonl"}),
 }
 

@@ -32,7 +32,3 @@ def check_engine(spec: str, key: str) -> str:
         raise HarnessError(f"{key}={spec!r}: use hf, vllm (a server started here), vllm-batch (vLLM's offline "
                            "batch generation here) or vllm:http://HOST:PORT/v1 (a running server)")
     return spec
-
-
-def is_hf(spec: str | None) -> bool:
-    return (spec or "hf").strip() == "hf"

@@ -175,7 +175,7 @@ class Server:
         while time.monotonic() - t0 < self.timeout:
             if self.proc.poll() is not None:
                 raise HarnessError(f"the vLLM server exited with code {self.proc.returncode} before it answered "
-                                   f"({' '.join(self.cmd)}); its log ends:\n{self._tail()}")
+                                   f"({' '.join(self.cmd)}); its log ends:\n{log_tail(self.log_path)}")
             try:
                 _get(self.url + "/models", timeout=2)
                 return
@@ -183,10 +183,7 @@ class Server:
                 time.sleep(0.5)
         raise HarnessError(f"the vLLM server did not answer on {self.url} within {self.timeout:.0f} s "
                            f"(HARNESS_VLLM_START_TIMEOUT; command: {' '.join(self.cmd)}); its log ends:\n"
-                           f"{self._tail()}")
-
-    def _tail(self) -> str:
-        return log_tail(self.log_path)
+                           f"{log_tail(self.log_path)}")
 
     def stop(self) -> None:
         stop_group(self.proc)
