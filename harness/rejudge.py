@@ -88,10 +88,8 @@ def _rejudge_all(old: RunRecord, new: RunRecord, run_dir: Path, judge, tag: str,
             failures = judge.judge_rows(_judge_task(suite), rows, progress=bar.judge_callback(f"{ck}/{name}", len(rows)))
             rel = f"samples-rejudge-{tag}/{ck}/{name}.jsonl"
             write_jsonl(run_dir / rel, rows)
-            result = suite_result(suite, rows, rel, failures)
-            if hasattr(result, "judge"):
-                result = dataclasses.replace(result, judge=judge.describe(),
-                                             **{k: getattr(res, k) for k in ("data", "items") if hasattr(res, k)})
+            result = dataclasses.replace(suite_result(suite, rows, rel, failures, res.data, judge.describe()),
+                                         items=res.items)
             new.checkpoints[ck][name] = result
             effects.setdefault(ck, {})[name] = judge_effect(suite, old_rows, rows)
     return judged_any
