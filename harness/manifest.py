@@ -68,7 +68,7 @@ def manifest(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None 
 def _task_yaml(task: str, include_dirs: Iterable[str | os.PathLike]) -> Path | None:
     for d in include_dirs:
         for y in Path(d).glob("*.yaml"):
-            if y.stem == task or _yaml_field(y, "task") == task:
+            if y.stem == task or _yaml(y).get("task") == task:
                 return y
     return None
 
@@ -88,10 +88,6 @@ def _yaml(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _yaml_field(path: Path, key: str):
-    return _yaml(path).get(key)
-
-
 def yaml_identity(path: Path) -> str:
     """A task YAML's settings without the fields that hold paths (`include`, `dataset_kwargs`): the files they
     point to are manifested by content, so the same data in another folder or checkout gives the same hash."""
@@ -99,8 +95,9 @@ def yaml_identity(path: Path) -> str:
     return "yaml:" + stable_hash(settings, length=32)
 
 
-def _data_files(task_yaml: Path) -> list[Path]:
-    spec = (_yaml_field(task_yaml, "dataset_kwargs") or {}).get("data_files") or {}
+def _data_files(task_yaml: Path, doc: dict) -> list[Path]:
+    """The local data files the task YAML (`doc`, already parsed) names in dataset_kwargs.data_files."""
+    spec = (doc.get("dataset_kwargs") or {}).get("data_files") or {}
     names = [v for val in (spec.values() if isinstance(spec, dict) else [spec])
              for v in (val if isinstance(val, list) else [val]) if isinstance(v, str)]
     return [p if p.is_absolute() else task_yaml.parent / p for p in map(Path, names)]
@@ -143,12 +140,13 @@ def suite_files(tasks: Iterable[str], include_dirs: Iterable[str | os.PathLike])
             out.append(f"{HUB}{task}")
             continue
         out.append(y)
-        base = _yaml_field(y, "include")        # a generated YAML including our task (prompt, scoring settings)
+        doc = _yaml(y)
+        base = doc.get("include")               # a generated YAML including our task (prompt, scoring settings)
         if isinstance(base, str):
             out.append(Path(base) if Path(base).is_absolute() else y.parent / base)
-        data = _data_files(y)
+        data = _data_files(y, doc)
         if not data:
-            out.append(f"{HUB}{_yaml_field(y, 'dataset_path')}")
+            out.append(f"{HUB}{doc.get('dataset_path')}")
         for f in data:
             out.append(f)
             out.extend(_images(f, y))
