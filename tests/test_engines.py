@@ -361,6 +361,57 @@ def test_served_checkpoint_has_vllm_vision_keys(tmp_path):
     assert rename_vision_keys({"vision_tower.vision_model.a": 1})[1] == 0     # idempotent
 
 
+def _attention(w: dict, layer: str, x, head: int, rotary: int, cos, sin):
+    """One layer's causal self-attention as vLLM computes it: RoPE (neox halves) on the first `rotary` dims of
+    each head, the rest passed through, scores scaled by head^-1/2."""
+    import torch
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    def heads(name):
+        return (x @ w[f"{layer}.{name}.weight"].T).reshape(x.shape[0], -1, head).transpose(0, 1)    # [H, T, head]
+    q, k, v = heads("q_proj"), heads("k_proj"), heads("v_proj")
+    qr, kr = apply_rotary_pos_emb(q[..., :rotary], k[..., :rotary], cos, sin, unsqueeze_dim=0)
+    q, k = torch.cat([qr, q[..., rotary:]], -1), torch.cat([kr, k[..., rotary:]], -1)
+    out = sdpa(q, k, v, is_causal=True, scale=head ** -0.5).transpose(0, 1).reshape(x.shape[0], -1)
+    return out @ w[f"{layer}.o_proj.weight"].T
+
+
+@pytest.mark.parametrize("name", ["micro-responder-a", "micro-responder-b"])
+def test_padded_heads_attend_exactly_as_the_original(tmp_path, name):
+    """The micro responders' head sizes (16, 24) have no vLLM CPU kernel: the served copy pads them to 32. Its
+    attention, computed from the served config the way vLLM reads it (head_dim, partial_rotary_factor), equals
+    the original's in every layer; its vision tower is untouched."""
+    import torch
+    from safetensors.torch import load_file
+
+    from harness.engines.vllm import prepare_checkpoint
+    from harness.models.vlm import resolve_checkpoint
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+    src = Path(resolve_checkpoint(name))
+    text = json.loads((src / "config.json").read_text())["text_config"]
+    out = prepare_checkpoint(name, None, tmp_path / "served")
+    served = json.loads((out / "config.json").read_text())["text_config"]
+    d, big = text["head_dim"], served["head_dim"]
+    rotary = int(big * served["rope_parameters"]["partial_rotary_factor"])
+    assert d in (16, 24) and big == 32 and rotary == d
+    before, after = load_file(str(src / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    torch.manual_seed(0)
+    x = torch.randn(12, text["hidden_size"])
+    cos, sin = (t[0] for t in LlamaRotaryEmbedding(LlamaConfig(**text))(x, torch.arange(12)[None]))   # the original RoPE
+    layers = sorted({k.rsplit(".", 2)[0] for k in before if ".self_attn." in k and "vision" not in k})
+    assert len(layers) == text["num_hidden_layers"]
+    for layer in layers:
+        want = _attention(before, layer, x, d, d, cos, sin)
+        got = _attention(after, layer, x, big, rotary, cos, sin)
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-4), (layer, (got - want).abs().max())
+    vision = [k for k in before if k.startswith("vision_tower.")]
+    assert all(torch.equal(before[k], after["vision_tower.vision_model." + k[len("vision_tower."):]])
+               for k in vision)
+
+
 def test_served_aligned_checkpoint_has_the_adapter_merged(tmp_path):
     """An aligned checkpoint is served as base + LoRA merged (language-model targets only), vision keys renamed."""
     import torch
@@ -503,8 +554,8 @@ def test_vllm_batch_worker_that_never_gets_ready_fails_within_the_bounded_wait(t
 
 def test_vllm_batch_responders_get_the_chat_template_order_and_per_item_seeds(tmp_path, monkeypatch):
     """engine=vllm-batch: the prompt is the HF path's (vlm.chat_prompt: the checkpoint's chat template with the
-    image first), answers come back in input order, stripped, each item sampled with its own seed whatever the
-    batch size; a worker's error is a HarnessError."""
+    image first), the image files are handed over as paths, answers come back in input order, stripped, each
+    item sampled with its own seed whatever the batch size; a worker's error is a HarnessError."""
     from harness.engines import vllm as V
     from harness.engines.batch import Offline
     from harness.models.vlm import chat_prompt, load_vlm
@@ -523,9 +574,9 @@ def test_vllm_batch_responders_get_the_chat_template_order_and_per_item_seeds(tm
     processor = load_vlm("micro-llava")[1]
     order = sorted(range(5), key=lambda i: (questions[i], i))
     for pos, i in enumerate(order):
-        assert texts[0][i] == f"{chat_prompt(processor, questions[i])!r} rgb32x32 seed={pos} T=1.0 max=7"
-    with Offline(tmp_path / "cache" / "vllm-checkpoints" / os.listdir(tmp_path / "cache" / "vllm-checkpoints")[0],
-                 timeout=30, log=tmp_path / "b.log") as eng:
+        assert texts[0][i] == f"{chat_prompt(processor, questions[i])!r} path seed={pos} T=1.0 max=7"
+    served = next((tmp_path / "cache" / "vllm-checkpoints").glob("*/DONE")).parent     # not its logs/ folder
+    with Offline(served, timeout=30, log=tmp_path / "b.log") as eng:
         assert V.generate(eng, "offline", paths[:2], ["x", "y"], max_new_tokens=3)[1].endswith("path seed=1 T=0.0 max=3")
         with pytest.raises(HarnessError, match="a batch of 1: ValueError: asked to fail"):
             V.generate(eng, "offline", paths[:1], ["FAIL"], max_new_tokens=3)

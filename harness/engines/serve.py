@@ -14,7 +14,8 @@ from harness.io import cache_dir
 
 def _identity(model: str, adapter: str | None) -> str:
     """Content identity of what is served: the checkpoint's and adapter's weight files (hash up to 256 MiB,
-    size + mtime above, as the evaluation's cache does)."""
+    size + mtime above, as the evaluation's cache does) and the layout prepare_checkpoint writes."""
+    from harness.engines.vllm import LAYOUT
     from harness.io import file_sha256, stable_hash
     from harness.models.vlm import resolve_checkpoint
 
@@ -24,7 +25,8 @@ def _identity(model: str, adapter: str | None) -> str:
             st = f.stat()
             out[f.name] = file_sha256(f) if st.st_size <= 256 << 20 else f"{st.st_size},{st.st_mtime_ns}"
         return out
-    return stable_hash({"model": files(resolve_checkpoint(model)), "adapter": files(Path(adapter)) if adapter else None})
+    return stable_hash({"model": files(resolve_checkpoint(model)), "adapter": files(Path(adapter)) if adapter else None,
+                        "layout": LAYOUT})
 
 
 def _cache() -> Path:
@@ -58,18 +60,13 @@ def job_units(spec: str, model: str, adapter: str | None, image_paths, questions
               units, store) -> dict[int, list[str]]:
     """A responders job's batches through vLLM: batch b = items order[b*bs:(b+1)*bs], item j of the sorted order
     sampled with seed stream + j (independent of batching and of the world size)."""
-    from PIL import Image
-
     from harness.engines import vllm
     bs, out = max(1, cfg["batch_size"]), {}
     with session(spec, model, adapter) as (url, name):
         for unit, b in units:
             items = order[b * bs:(b + 1) * bs]
-            imgs = []
-            for i in items:
-                with Image.open(image_paths[i]) as im:
-                    imgs.append(im.convert("RGB"))
-            out[unit] = vllm.generate(url, name, imgs, [questions[i] for i in items],
+            # the files themselves: the offline worker opens them, the server client encodes them
+            out[unit] = vllm.generate(url, name, [image_paths[i] for i in items], [questions[i] for i in items],
                                       max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"],
                                       seed=stream + b * bs, concurrency=bs)
             store.put(unit, out[unit])

@@ -30,6 +30,7 @@ from harness.errors import HarnessError
 ROOT = Path(__file__).resolve().parents[2]
 VISION = "vision_tower."
 VLLM_VISION = "vision_tower.vision_model."
+LAYOUT = 2      # what prepare_checkpoint writes: 1 renamed the vision keys, 2 also pads unsupported head sizes
 
 
 def vllm_python() -> str:
@@ -53,9 +54,63 @@ def rename_vision_keys(tensors: dict) -> tuple[dict, int]:
     return out, renamed
 
 
+# vLLM's CPU attention has kernels for these head sizes only (vllm/v1/attention/backends/cpu_attn.py, 0.32.0)
+CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+ATTN = ".self_attn."
+
+
+def padded_head_size(text_config: dict) -> tuple[int, int]:
+    """(the language model's head size d, the head size D it is served with): D = d when vLLM's CPU kernels
+    have d, else the next size they have. Only plain RoPE can be padded (see pad_heads)."""
+    d = text_config.get("head_dim") or text_config["hidden_size"] // text_config["num_attention_heads"]
+    if d in CPU_HEAD_SIZES:
+        return d, d
+    big = min(s for s in CPU_HEAD_SIZES if s > d)
+    rope = text_config.get("rope_parameters") or {}
+    if rope.get("rope_type", "default") != "default" or rope.get("partial_rotary_factor", 1.0) != 1.0:
+        raise HarnessError(f"head size {d} has no vLLM CPU attention kernel and its RoPE ({rope}) cannot be "
+                           "padded; serve this model with vLLM on a GPU")
+    return d, big
+
+
+def pad_heads(tensors: dict, d: int, big: int) -> dict:
+    """Language-model attention with head size d rewritten exactly as head size `big` (> d): every head's
+    q/k/v rows get big - d zero rows and o_proj zero columns, so scores and outputs are unchanged; RoPE is kept on
+    the first d dims (config: partial_rotary_factor d/big, whose frequencies base^(-2j/d) are the original ones);
+    vLLM scales scores by big^-1/2, so q is multiplied by sqrt(big/d) to give back q.k / sqrt(d)."""
+    import torch
+    out = {}
+    for k, w in tensors.items():
+        proj = k.rsplit(".", 2)[-2] if ATTN in k and not k.startswith(VISION) else ""
+        if proj in ("q_proj", "k_proj", "v_proj"):
+            heads = w.reshape(-1, d, *w.shape[1:])
+            w = torch.cat([heads, heads.new_zeros(heads.shape[0], big - d, *w.shape[1:])], 1)
+            w = (w * (big / d) ** 0.5 if proj == "q_proj" else w).reshape(-1, *w.shape[2:]).contiguous()
+        elif proj == "o_proj" and k.endswith(".weight"):
+            heads = w.reshape(w.shape[0], -1, d)
+            w = torch.cat([heads, heads.new_zeros(*heads.shape[:2], big - d)], 2).reshape(w.shape[0], -1)
+        out[k] = w
+    return out
+
+
+def _pad_config(tmp: Path) -> tuple[int, int]:
+    """Rewrite the copy's config for pad_heads when its head size needs it -> (d, served head size)."""
+    cfg = json.loads((tmp / "config.json").read_text())
+    text = cfg.get("text_config", cfg)
+    d, big = padded_head_size(text)
+    if big != d:
+        text["head_dim"] = big
+        text["rope_parameters"] = {**(text.get("rope_parameters") or {}), "partial_rotary_factor": d / big}
+        if int(big * (d / big)) != d:       # vLLM takes int(head_dim * factor) as the rotary width
+            raise HarnessError(f"head size {d} cannot be padded to {big} exactly")
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+    return d, big
+
+
 def prepare_checkpoint(model: str, adapter: str | None, out: str | Path) -> Path:
-    """A directory vLLM can serve: `model` (+ `adapter` merged in) with its processor files, vision keys renamed.
-    Built once per content (the caller keys `out` on the model's and adapter's identity)."""
+    """A directory vLLM can serve: `model` (+ `adapter` merged in) with its processor files, vision keys renamed,
+    and attention heads padded where vLLM's CPU kernels lack the head size (pad_heads; the micro responders' 16
+    and 24). Built once per content (the caller keys `out` on the model's and adapter's identity and LAYOUT)."""
     from safetensors.torch import load_file, save_file
 
     from harness.models.vlm import resolve_checkpoint
@@ -69,9 +124,12 @@ def prepare_checkpoint(model: str, adapter: str | None, out: str | Path) -> Path
         merge_adapter(str(model), adapter, tmp)
     else:
         shutil.copytree(resolve_checkpoint(str(model)), tmp)
+    d, big = _pad_config(tmp)
     for f in sorted(tmp.glob("*.safetensors")):
         tensors, renamed = rename_vision_keys(load_file(str(f)))
-        if renamed:
+        if big != d:
+            tensors = pad_heads(tensors, d, big)
+        if renamed or big != d:
             save_file(tensors, str(f), metadata={"format": "pt"})
     index = tmp / "model.safetensors.index.json"
     if index.is_file():
@@ -196,8 +254,14 @@ class Server:
 # ---------------------------------------------------------------- the client
 
 def _image_url(image) -> str:
+    """A PIL image, or an image file's path, as a PNG data URL."""
     buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="PNG")
+    if isinstance(image, (str, Path)):
+        from PIL import Image
+        with Image.open(image) as im:
+            im.convert("RGB").save(buf, format="PNG")
+    else:
+        image.convert("RGB").save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
