@@ -3,6 +3,7 @@
     python -m benchmarks.perf                       # every section, small sizes
     python -m benchmarks.perf --only vllm --prompts 256
     python -m benchmarks.perf --only lmms,dp --items 200 --pairs 100
+    python -m benchmarks.perf --only run --size 2k  # the whole run with each engine (~15 min here)
 
 Sections (each prints its own rows; the summary prints every ratio in one table at the end):
 - `lmms`: `harness eval` vs lmms-eval's stock `llava_hf` model on micro-POPE (same task, same checkpoint, the
@@ -10,12 +11,15 @@ Sections (each prints its own rows; the summary prints every ratio in one table 
   batch sizes above 1 and imports `decord` (video decoding; not in the lock, never used for images): the
   benchmark gives it a stand-in module.
 - `vllm`: vLLM's server (engine `vllm`), then its offline batch engine (engine `vllm-batch`), each alive alone,
-  vs HF `generate` at batch 1 and batched, on --prompts micro-CHAIR descriptions (40 new tokens, greedy, fp32),
+  vs HF `generate` at batch 1 and batched, on --prompts micro-CHAIR descriptions (40 new tokens, greedy, fp32)
+  for the evaluated checkpoint (micro-llava) and, offline engine only, the two micro responders,
   one compute thread each (vLLM's CPU engine binds one OpenMP thread on 2 cores), --repeats alternating rounds
   (medians): prompts/s after start-up, with start-up, start-up apart, and greedy agreement with HF.
 - `dp`: 2 processes (torchrun-style ranks, gloo) vs 1 for synthesis (`harness synth --size --pairs`), evaluation
   (`harness eval --limit --items`) and DPO (`harness train`, the same dataset): each stage's wall time from its
   record, and whether the outputs are the same (dataset bytes, samples bytes).
+- `run`: the whole `harness run --method rm-dpo --size SIZE` once per --engines setting (HF everywhere; vLLM
+  for evaluation; vLLM for the responders), each on an empty cache, and how many metric values equal HF's.
 Not a test: numbers depend on the machine and its load; README quotes what was measured, with the command.
 """
 
@@ -167,10 +171,13 @@ def _alternate(runs: dict, repeats: int, engine=None) -> tuple[dict, dict]:
     return seconds, texts
 
 
-def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3) -> None:
+def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3,
+               models: tuple[str, ...] = ("micro-llava", "micro-responder-a", "micro-responder-b")) -> None:
     """HF batch 1 and batched against vLLM's server, then against its offline batch engine, on the same prompts:
     one vLLM engine alive at a time (two engines pinned to the same core slow each other down), `repeats`
     alternating rounds with HF each (the machine is shared: medians), start-up apart, greedy agreement with HF.
+    The evaluated checkpoint (micro-llava) gets both engines; the responders, whose head sizes vLLM serves padded
+    (harness.engines.vllm.pad_heads), the offline engine that synthesis uses.
     vLLM's CPU engine computes on one OpenMP thread (VLLM_CPU_OMP_THREADS_BIND=auto on 2 cores: core 0 computes,
     core 1 is reserved for its front-end; docs/engines.md), HF on one torch thread."""
     import torch
@@ -183,28 +190,34 @@ def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3) -> None:
     images, questions = _chair_prompts(prompts)
     n = len(questions)
     torch.set_num_threads(1)
-    load_hf, (model, processor) = _timed(lambda: load_vlm("micro-llava"))
-    ckpt = V.prepare_checkpoint("micro-llava", None, _cache() / _identity("micro-llava", None))
-    hf_runs = {"HF batch 1": lambda: generate(model, processor, images, questions, max_new_tokens=40, batch_size=1),
-               f"HF batch {batch}": lambda: generate(model, processor, images, questions, max_new_tokens=40,
-                                                     batch_size=batch)}
-    _say(f"[vllm] {n} prompts x 40 new tokens, greedy, fp32, 1 thread each, {repeats} alternating rounds; "
-         f"HF load {load_hf:.1f} s")
-    for name, engine in (("vLLM server", V.Server(ckpt, log=work / "vllm-server.log")),
-                         ("vLLM offline batch", B.Offline(ckpt, log=work / "vllm-batch.log"))):
-        start, _ = _timed(engine.__enter__)
-        try:
-            target = engine.url if name == "vLLM server" else engine
-            _say(f"  {name}: start-up {start:.0f} s")
-            V.generate(target, "harness", images[:4], questions[:4], max_new_tokens=40)      # warm-up
-            seconds, texts = _alternate({**hf_runs, name: lambda t=target: V.generate(
-                t, "harness", images, questions, max_new_tokens=40, concurrency=n)}, repeats, engine)
-        finally:
-            engine.stop()
-        _report_vllm(n, batch, {k: _median(v) for k, v in seconds.items()}, texts, {name: start}, load_hf)
+    for model_name in models:
+        load_hf, (model, processor) = _timed(lambda m=model_name: load_vlm(m))
+        ckpt = V.prepare_checkpoint(model_name, None, _cache() / _identity(model_name, None))
+        hf_runs = {"HF batch 1": lambda: generate(model, processor, images, questions, max_new_tokens=40,
+                                                  batch_size=1),
+                   f"HF batch {batch}": lambda: generate(model, processor, images, questions, max_new_tokens=40,
+                                                         batch_size=batch)}
+        _say(f"[vllm] {model_name}: {n} prompts x 40 new tokens, greedy, fp32, 1 thread each, {repeats} "
+             f"alternating rounds; HF load {load_hf:.1f} s")
+        engines = [("vLLM offline batch", lambda: B.Offline(ckpt, log=work / f"{model_name}-batch.log"))]
+        if model_name == models[0]:
+            engines.insert(0, ("vLLM server", lambda: V.Server(ckpt, log=work / "vllm-server.log")))
+        for name, make in engines:
+            engine = make()
+            start, _ = _timed(engine.__enter__)
+            try:
+                target = engine.url if name == "vLLM server" else engine
+                _say(f"  {name}: start-up {start:.0f} s")
+                V.generate(target, "harness", images[:4], questions[:4], max_new_tokens=40)      # warm-up
+                seconds, texts = _alternate({**hf_runs, name: lambda t=target: V.generate(
+                    t, "harness", images, questions, max_new_tokens=40, concurrency=n)}, repeats, engine)
+            finally:
+                engine.stop()
+            _report_vllm(model_name, n, batch, {k: _median(v) for k, v in seconds.items()}, texts, {name: start},
+                         load_hf)
 
 
-def _report_vllm(n: int, batch: int, med: dict, texts: dict, starts: dict, load_hf: float) -> None:
+def _report_vllm(model: str, n: int, batch: int, med: dict, texts: dict, starts: dict, load_hf: float) -> None:
     hf1, hfb = texts["HF batch 1"], texts[f"HF batch {batch}"]
     _say("  prompts/s (median): " + ", ".join(f"{k} {n / v:.1f}" for k, v in med.items()))
     med = {k: v for k, v in med.items() if k != "inside LLM.generate"}
@@ -216,10 +229,11 @@ def _report_vllm(n: int, batch: int, med: dict, texts: dict, starts: dict, load_
         _say(f"  {name}: {rate / rate_hf:.2f}x HF batch {batch} after start-up, {whole:.2f}x with start-up "
              f"({start:.0f} s vs HF load {load_hf:.1f} s; break-even at {even:.0f} prompts); greedy identical to HF: "
              f"{same1}/{n} (batch 1), {sameb}/{n} (batch {batch})")
-        RESULTS.append((f"{name} ({sameb}/{n} = HF greedy)", f"HF generate batch {batch}", med[name],
+        RESULTS.append((f"{model} {name} ({sameb}/{n} = HF greedy)", f"HF generate batch {batch}", med[name],
                         med[f"HF batch {batch}"]))
-        RESULTS.append((f"{name} ({same1}/{n} = HF greedy)", "HF generate batch 1", med[name], med["HF batch 1"]))
-        RESULTS.append((f"{name}: start-up + {n} prompts", f"HF load + batch {batch}", start + med[name],
+        RESULTS.append((f"{model} {name} ({same1}/{n} = HF greedy)", "HF generate batch 1", med[name],
+                        med["HF batch 1"]))
+        RESULTS.append((f"{model} {name}: start-up + {n} prompts", f"HF load + batch {batch}", start + med[name],
                         load_hf + med[f"HF batch {batch}"]))
 
 
@@ -253,6 +267,40 @@ def bench_dp(pairs: int, items: int, work: Path) -> None:
     RESULTS.append((f"evaluation 2 suites x {items}, 2 ranks (same samples: {same_samples})", "1 process", e2, e1))
 
 
+# ------------------------------------------------------------------ the whole run, per engine
+
+RUN_ENGINES = {"hf": [], "eval vllm-batch": ["eval.engine=vllm-batch"],
+               "responders vllm-batch": ["synth.responders.engine=vllm-batch"]}
+
+
+def _metric_values(record: dict) -> dict:
+    return {(ck, suite, m): v["value"] for ck, suites in record["checkpoints"].items()
+            for suite, res in suites.items() for m, v in res["metrics"].items()}
+
+
+def bench_run(size: str, work: Path, engines: list[str]) -> None:
+    """`harness run --method rm-dpo --size SIZE` once per engine setting, each on an empty cache: wall time of the
+    whole command, its stages (record timings), and how many metric values equal the `hf` run's (sampled
+    responders through vLLM draw another random stream, so their dataset and numbers differ by design)."""
+    base = None
+    for name in engines:
+        _say(f"[run] harness run --method rm-dpo --size {size} {' '.join(RUN_ENGINES[name])} (empty cache)")
+        out = work / f"run-{name.replace(' ', '-')}"
+        wall = _run(["run", "--method", "rm-dpo", "--size", size, "--out", str(out), *RUN_ENGINES[name]],
+                    _env(work / f"cache-run-{name.replace(' ', '-')}"))
+        rec = _record(out)
+        values, t = _metric_values(rec), rec["timings"]
+        stages = ", ".join(f"{k} {t[k]:.0f} s" for k in ("synth", "train", "eval-base", "eval-aligned") if k in t)
+        if base is None:
+            base = (wall, values)
+            _say(f"  {wall:.0f} s ({stages})")
+            continue
+        same = sum(values.get(k) == v for k, v in base[1].items())
+        _say(f"  {wall:.0f} s ({stages}); {same}/{len(base[1])} metric values equal the hf run's")
+        RESULTS.append((f"harness run {size}, {name} ({same}/{len(base[1])} values = hf)", "the same run, hf",
+                        wall, base[0]))
+
+
 def summary() -> None:
     from rich.console import Console
     from rich.table import Table
@@ -268,16 +316,19 @@ def summary() -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.perf", description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="lmms,vllm,dp", help="comma-separated sections: lmms, vllm, dp")
+    ap.add_argument("--only", default="lmms,vllm,dp", help="comma-separated sections: lmms, vllm, dp, run")
     ap.add_argument("--items", type=int, default=100, help="items per suite for the evaluation comparisons")
     ap.add_argument("--prompts", type=int, default=64, help="prompts for vLLM vs HF generate")
     ap.add_argument("--batch", type=int, default=64, help="HF generate batch size for the batched comparison")
     ap.add_argument("--repeats", type=int, default=3, help="alternating rounds of the vLLM/HF comparison (medians)")
     ap.add_argument("--pairs", type=int, default=100, help="preference pairs for the 2-vs-1-process synthesis")
+    ap.add_argument("--size", default="2k", help="pairs for the whole-run section")
+    ap.add_argument("--engines", default=",".join(RUN_ENGINES),
+                    help=f"engine settings for the whole-run section (first = the reference): {', '.join(RUN_ENGINES)}")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temporary one)")
     args = ap.parse_args(argv)
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
-    unknown = sections - {"lmms", "vllm", "dp"}
+    unknown = sections - {"lmms", "vllm", "dp", "run"}
     if unknown:
         ap.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="harness-perf-"))
@@ -288,6 +339,11 @@ def main(argv=None) -> int:
         bench_vllm(args.prompts, args.batch, work, args.repeats)
     if "dp" in sections:
         bench_dp(args.pairs, args.items, work)
+    if "run" in sections:
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        if not engines or set(engines) - set(RUN_ENGINES):
+            ap.error(f"--engines: choose from {', '.join(RUN_ENGINES)}")
+        bench_run(args.size, work, engines)
     summary()
     return 0
 

@@ -565,16 +565,21 @@ def test_vllm_batch_responders_get_the_chat_template_order_and_per_item_seeds(tm
     paths = [str(tmp_path / f"{i}.png") for i in range(5)]
     for path, im in zip(paths, _images(5)):
         im.save(path)
+    starts, enter = [], Offline.__enter__
+    monkeypatch.setattr(Offline, "__enter__", lambda self: starts.append(self.checkpoint) or enter(self))
     questions, texts = ["b ?", "a ?", "c ?", "a ?", "b ?"], []
     for bs in (2, 5):
-        texts.append([r[0]["text"] for r in respond(
-            RespondersConfig(models=["policy"], samples_per_model=1, temperature=1.0, max_new_tokens=7, batch_size=bs,
+        texts.append([[r["text"] for r in rs] for rs in respond(
+            RespondersConfig(models=["policy"], samples_per_model=2, temperature=1.0, max_new_tokens=7, batch_size=bs,
                              engine="vllm-batch"), paths, questions, policy="micro-llava", seed=0)])
     assert texts[0] == texts[1]                               # batch size changes nothing
+    assert len(starts) == 2                                   # one engine per model serves both samples
     processor = load_vlm("micro-llava")[1]
     order = sorted(range(5), key=lambda i: (questions[i], i))
     for pos, i in enumerate(order):
-        assert texts[0][i] == f"{chat_prompt(processor, questions[i])!r} path seed={pos} T=1.0 max=7"
+        for sample, stream in enumerate((0, 101)):            # responders.respond's stream of sample 0 and 1
+            want = f"{chat_prompt(processor, questions[i])!r} path seed={stream + pos} T=1.0 max=7"
+            assert texts[0][i][sample] == want
     served = next((tmp_path / "cache" / "vllm-checkpoints").glob("*/DONE")).parent     # not its logs/ folder
     with Offline(served, timeout=30, log=tmp_path / "b.log") as eng:
         assert V.generate(eng, "offline", paths[:2], ["x", "y"], max_new_tokens=3)[1].endswith("path seed=1 T=0.0 max=3")

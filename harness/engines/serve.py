@@ -56,18 +56,33 @@ def session(spec: str, model: str, adapter: str | None = None) -> Iterator[tuple
         yield srv.url, srv.name
 
 
-def job_units(spec: str, model: str, adapter: str | None, image_paths, questions, order, cfg: dict, stream: int,
-              units, store) -> dict[int, list[str]]:
-    """A responders job's batches through vLLM: batch b = items order[b*bs:(b+1)*bs], item j of the sorted order
-    sampled with seed stream + j (independent of batching and of the world size)."""
+def engine_jobs(spec: str, jobs: list[tuple], progress=None) -> list[dict[int, list[str]]]:
+    """The responders' jobs (pipelines.synth.responders._job's arguments) through vLLM, one engine per served
+    (model, adapter): the jobs of its samples share it, so a model's engine starts once per synthesis round.
+    Batch b of a job = items order[b*bs:(b+1)*bs], item j of the sorted order sampled with seed stream + j
+    (independent of batching and of the world size); each batch goes to the job's unit store when done.
+    -> per job, {unit: texts}; `progress(k)` after the k-th finished job."""
     from harness.engines import vllm
-    bs, out = max(1, cfg["batch_size"]), {}
-    with session(spec, model, adapter) as (url, name):
-        for unit, b in units:
-            items = order[b * bs:(b + 1) * bs]
-            # the files themselves: the offline worker opens them, the server client encodes them
-            out[unit] = vllm.generate(url, name, [image_paths[i] for i in items], [questions[i] for i in items],
-                                      max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"],
-                                      seed=stream + b * bs, concurrency=bs)
-            store.put(unit, out[unit])
-    return out
+    from harness.parallel import UnitStore
+    by_model: dict[tuple, list[int]] = {}
+    for k, job in enumerate(jobs):
+        by_model.setdefault((job[0], job[1]), []).append(k)
+    results: list[dict] = [{} for _ in jobs]
+    done = 0
+    for (model, adapter), ks in by_model.items():
+        with session(spec, model, adapter) as (url, name):
+            for k in ks:
+                _, _, image_paths, questions, order, cfg, stream, units, store_root = jobs[k]
+                bs, store = max(1, cfg["batch_size"]), UnitStore(store_root)
+                for unit, b in units:
+                    items = order[b * bs:(b + 1) * bs]
+                    # the files themselves: the offline worker opens them, the server client encodes them
+                    results[k][unit] = vllm.generate(
+                        url, name, [image_paths[i] for i in items], [questions[i] for i in items],
+                        max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"], seed=stream + b * bs,
+                        concurrency=bs)
+                    store.put(unit, results[k][unit])
+                done += 1
+                if progress:
+                    progress(done)
+    return results

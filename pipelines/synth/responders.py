@@ -8,7 +8,8 @@ current merged checkpoint), which makes some pairs on-policy.
 
 Speed (2 CPU cores): one job per (model, sample), run by `workers` processes with 1 torch thread each (docs/micro-world.md:
 steadier than 2 threads in one process); items are generated in order of their question so a batch holds
-answers of similar length (yes/no answers do not wait for descriptions), then put back in input order.
+answers of similar length (yes/no answers do not wait for descriptions), then put back in input order. With a
+vLLM engine (`engine`), one engine per model serves all of that model's samples (harness.engines.serve.engine_jobs).
 """
 
 from __future__ import annotations
@@ -47,11 +48,6 @@ def _job(args) -> dict[int, list[str]]:
     any subset of batches gives exactly the texts a pass over all batches gives (harness.parallel). Each finished
     batch goes to the unit store at once, so a killed run keeps it."""
     name, adapter, image_paths, questions, order, cfg_dict, stream, units, store_root = args
-    if cfg_dict.get("engine", "hf") != "hf":       # a vLLM server answers instead (harness.engines)
-        from harness.engines.serve import job_units
-        from harness.parallel import UnitStore
-        return job_units(cfg_dict["engine"], name, adapter, image_paths, questions, order, cfg_dict, stream,
-                         units, UnitStore(store_root))
     import torch
     from PIL import Image
 
@@ -118,11 +114,12 @@ def respond(cfg: RespondersConfig, image_paths: list[str], questions: list[str],
     from harness import parallel
     n_batches, store = -(-len(questions) // max(1, cfg.batch_size)), parallel.unit_store("responses")
     all_jobs, jobs = jobs, _my_jobs(jobs, n_batches, store)   # data-parallel: this rank's batches only
-    if cfg.engine != "hf":            # one vLLM server at a time does the batching, not worker processes
-        cfg = dataclasses.replace(cfg, workers=1)
     results: list[dict | None] = [None] * len(jobs)
     done = 0
-    if cfg.workers > 1 and len(jobs) > 1:
+    if cfg.engine != "hf":            # one vLLM engine per model does the batching, not worker processes
+        from harness.engines.serve import engine_jobs
+        results = engine_jobs(cfg.engine, jobs, progress and (lambda k: progress(k * len(questions))))
+    elif cfg.workers > 1 and len(jobs) > 1:
         from concurrent.futures import as_completed
 
         from harness.procs import worker_pool
