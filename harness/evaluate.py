@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import file_sha256, read_jsonl, stable_hash, write_json, write_jsonl
+from harness.io import file_sha256, read_jsonl, stable_hash, weights_identity, write_json, write_jsonl
 from harness.record import (
     MetricValue,
     RunRecord,
@@ -99,22 +99,13 @@ def eval_identity(suites, judge: str | object | None = None, judge_kwargs: dict 
 
 
 def _model_fingerprint(model: str, adapter: str | None) -> dict:
-    """Identity of what is evaluated: the resolved paths and the hashes of their weight files."""
+    """Identity of what is evaluated: the resolved paths and the identities of their weight files."""
     from harness.models.vlm import resolve_checkpoint
 
-    fp = {"model": str(model)}
-    path = resolve_checkpoint(str(model))
-    fp["weights"] = {p.name: _file_identity(p) for p in sorted(path.glob("*.safetensors"))}
+    fp = {"model": str(model), "weights": weights_identity(resolve_checkpoint(str(model)))}
     if adapter:
-        fp["adapter"] = {p.name: _file_identity(p) for p in sorted(Path(adapter).glob("*.safetensors"))}
+        fp["adapter"] = weights_identity(adapter)
     return fp
-
-
-def _file_identity(p: Path) -> str:
-    """sha256 for files up to 256 MiB (the micro zoo, LoRA adapters); size + mtime for real 7B shards, whose
-    hashing would take minutes on every resume check."""
-    st = p.stat()
-    return file_sha256(p) if st.st_size <= 256 << 20 else f"size={st.st_size},mtime_ns={st.st_mtime_ns}"
 
 
 def _include_paths(suites: list[Suite]) -> list[str]:

@@ -142,3 +142,13 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def weights_identity(folder: str | os.PathLike) -> dict[str, str]:
+    """{file name: identity} of a checkpoint's or adapter's *.safetensors: sha256 up to 256 MiB (the micro zoo,
+    LoRA adapters), size + mtime above (real 7B shards, whose hashing would take minutes on every resume check)."""
+    out = {}
+    for p in sorted(Path(folder).glob("*.safetensors")):
+        st = p.stat()
+        out[p.name] = file_sha256(p) if st.st_size <= 256 << 20 else f"size={st.st_size},mtime_ns={st.st_mtime_ns}"
+    return out

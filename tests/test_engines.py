@@ -465,6 +465,28 @@ def test_vllm_engines_answer_micro_pope_like_hf(tmp_path, engine, process):
     assert str(tmp_path) not in ps.stdout                     # the server / worker was stopped
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not VLLM_PY.exists() and not os.environ.get("HARNESS_VLLM_PYTHON"),
+                    reason="no .venv-vllm (bash scripts/vllm-env.sh)")
+def test_vllm_batch_responders_answer_like_hf(tmp_path, monkeypatch):
+    """The micro responders (head sizes 16 and 24, served padded) through the real offline engine: greedy answers
+    to micro-CHAIR prompts are the HF engine's, item for item (one engine start per model: ~60 s each here)."""
+    from benchmarks.micro_data import build_micro_tasks
+    from pipelines.synth.responders import RespondersConfig, respond
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    root = build_micro_tasks()
+    docs = [json.loads(line) for line in (root / "data" / "chair.jsonl").read_text().splitlines()][:24]
+    paths, questions = [str(root / d["image"]) for d in docs], [d["question"] for d in docs]
+    answers = {}
+    for engine in ("hf", "vllm-batch"):
+        cfg = RespondersConfig(models=["micro-responder-a", "micro-responder-b"], samples_per_model=1,
+                               temperature=0.0, max_new_tokens=40, batch_size=16, engine=engine)
+        answers[engine] = [[r["text"] for r in rs] for rs in respond(cfg, paths, questions, policy="micro-llava",
+                                                                     seed=0)]
+    assert len(answers["hf"]) == 24 and all(a and b for a, b in answers["hf"])
+    assert answers["vllm-batch"] == answers["hf"]
+
+
 _SERVER_PARENT = """
 import sys, threading, time
 sys.path.insert(0, {root!r})

@@ -13,20 +13,13 @@ from harness.io import cache_dir
 
 
 def _identity(model: str, adapter: str | None) -> str:
-    """Content identity of what is served: the checkpoint's and adapter's weight files (hash up to 256 MiB,
-    size + mtime above, as the evaluation's cache does) and the layout prepare_checkpoint writes."""
+    """Content identity of what is served: the checkpoint's and adapter's weight files (io.weights_identity, as
+    the evaluation's cache keys them) and the layout prepare_checkpoint writes."""
     from harness.engines.vllm import LAYOUT
-    from harness.io import file_sha256, stable_hash
+    from harness.io import stable_hash, weights_identity
     from harness.models.vlm import resolve_checkpoint
-
-    def files(folder: Path) -> dict:
-        out = {}
-        for f in sorted(folder.glob("*.safetensors")):
-            st = f.stat()
-            out[f.name] = file_sha256(f) if st.st_size <= 256 << 20 else f"{st.st_size},{st.st_mtime_ns}"
-        return out
-    return stable_hash({"model": files(resolve_checkpoint(model)), "adapter": files(Path(adapter)) if adapter else None,
-                        "layout": LAYOUT})
+    return stable_hash({"model": weights_identity(resolve_checkpoint(model)),
+                        "adapter": weights_identity(adapter) if adapter else None, "layout": LAYOUT})
 
 
 def _cache() -> Path:
