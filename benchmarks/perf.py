@@ -26,6 +26,7 @@ Not a test: numbers depend on the machine and its load; README quotes what was m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -37,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS: list[tuple[str, str, float, float]] = []      # (what, against, ours, theirs) -> ratio theirs/ours
+NO_CACHE = {"enable_prefix_caching": False, "mm_processor_cache_gb": 0}     # vllm.LLM keyword arguments
 
 
 def _say(msg: str) -> None:
@@ -171,13 +173,32 @@ def _alternate(runs: dict, repeats: int, engine=None) -> tuple[dict, dict]:
     return seconds, texts
 
 
+@contextlib.contextmanager
+def _no_vllm_cache():
+    """Every round asks the same prompts: vLLM's prefix and image-processor caches would answer rounds 2 and 3
+    from round 1 (micro-llava offline, one process: 477 prompts/s with them, 344 without:
+    benchmarks.vllm_profile), which a run over new items never gets; so the engines started here go without
+    them, unless HARNESS_VLLM_LLM_KWARGS / HARNESS_VLLM_ARGS say otherwise."""
+    saved = {k: os.environ.get(k) for k in ("HARNESS_VLLM_LLM_KWARGS", "HARNESS_VLLM_ARGS")}
+    os.environ.setdefault("HARNESS_VLLM_LLM_KWARGS", json.dumps(NO_CACHE))
+    os.environ.setdefault("HARNESS_VLLM_ARGS", "--no-enable-prefix-caching --mm-processor-cache-gb 0")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3,
                models: tuple[str, ...] = ("micro-llava", "micro-responder-a", "micro-responder-b")) -> None:
     """HF batch 1 and batched against vLLM's server, then against its offline batch engine, on the same prompts:
     one vLLM engine alive at a time (two engines pinned to the same core slow each other down), `repeats`
     alternating rounds with HF each (the machine is shared: medians), start-up apart, greedy agreement with HF.
-    The evaluated checkpoint (micro-llava) gets both engines; the responders, whose head sizes vLLM serves padded
-    (harness.engines.vllm.pad_heads), the offline engine that synthesis uses.
+    The first model (by default the evaluated checkpoint, micro-llava) gets both engines; the others (by default
+    the responders, whose head sizes vLLM serves padded: harness.engines.vllm.pad_heads) the offline engine.
     vLLM's CPU engine computes on one OpenMP thread (VLLM_CPU_OMP_THREADS_BIND=auto on 2 cores: core 0 computes,
     core 1 is reserved for its front-end; docs/engines.md), HF on one torch thread."""
     import torch
@@ -203,7 +224,8 @@ def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3,
         if model_name == models[0]:
             engines.insert(0, ("vLLM server", lambda: V.Server(ckpt, log=work / "vllm-server.log")))
         for name, make in engines:
-            engine = make()
+            with _no_vllm_cache():
+                engine = make()
             start, _ = _timed(engine.__enter__)
             try:
                 target = engine.url if name == "vLLM server" else engine
@@ -310,7 +332,7 @@ def summary() -> None:
     for what, against, ours, theirs in RESULTS:
         ratio = theirs / ours if ours and theirs == theirs else float("nan")
         t.add_row(what, f"{ours:.1f}", against, f"{theirs:.1f}", f"{ratio:.2f}x")
-    Console().print(t)
+    Console(width=200).print(t)      # not wrapped when piped to a file
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end", flush=True)
 
 
@@ -320,6 +342,8 @@ def main(argv=None) -> int:
     ap.add_argument("--items", type=int, default=100, help="items per suite for the evaluation comparisons")
     ap.add_argument("--prompts", type=int, default=64, help="prompts for vLLM vs HF generate")
     ap.add_argument("--batch", type=int, default=64, help="HF generate batch size for the batched comparison")
+    ap.add_argument("--models", default="micro-llava,micro-responder-a,micro-responder-b",
+                    help="checkpoints of the vllm section (the first also gets the server engine)")
     ap.add_argument("--repeats", type=int, default=3, help="alternating rounds of the vLLM/HF comparison (medians)")
     ap.add_argument("--pairs", type=int, default=100, help="preference pairs for the 2-vs-1-process synthesis")
     ap.add_argument("--size", default="2k", help="pairs for the whole-run section")
@@ -336,7 +360,7 @@ def main(argv=None) -> int:
     if "lmms" in sections:
         bench_lmms(args.items, work)
     if "vllm" in sections:
-        bench_vllm(args.prompts, args.batch, work, args.repeats)
+        bench_vllm(args.prompts, args.batch, work, args.repeats, tuple(m.strip() for m in args.models.split(",")))
     if "dp" in sections:
         bench_dp(args.pairs, args.items, work)
     if "run" in sections:

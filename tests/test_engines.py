@@ -412,6 +412,17 @@ def test_padded_heads_attend_exactly_as_the_original(tmp_path, name):
                for k in vision)
 
 
+@pytest.mark.parametrize("text, served", [
+    ({"head_dim": 128}, 128),                                               # a real LLaVA: kernels exist
+    ({"head_dim": 16}, 32), ({"hidden_size": 96, "num_attention_heads": 4}, 32),   # the micro responders
+    ({"head_dim": 48}, 64),
+    ({"head_dim": 16, "rope_parameters": {"rope_type": "yarn", "factor": 2.0}}, 16),   # cannot pad: as is
+    ({"head_dim": 16, "rope_parameters": {"partial_rotary_factor": 0.5}}, 16)])
+def test_served_head_size(text, served):
+    from harness.engines.vllm import padded_head_size
+    assert padded_head_size(text)[1] == served
+
+
 def test_served_aligned_checkpoint_has_the_adapter_merged(tmp_path):
     """An aligned checkpoint is served as base + LoRA merged (language-model targets only), vision keys renamed."""
     import torch

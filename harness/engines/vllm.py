@@ -60,17 +60,16 @@ ATTN = ".self_attn."
 
 
 def padded_head_size(text_config: dict) -> tuple[int, int]:
-    """(the language model's head size d, the head size D it is served with): D = d when vLLM's CPU kernels
-    have d, else the next size they have. Only plain RoPE can be padded (see pad_heads)."""
+    """(the language model's head size d, the head size it is served with): d when vLLM's CPU kernels have it,
+    else the next size they have, if pad_heads can pad it exactly (plain RoPE, an integer rotary width); a head
+    size it cannot pad is served as is (vLLM on a GPU has kernels for it; on CPU vLLM refuses it by name)."""
     d = text_config.get("head_dim") or text_config["hidden_size"] // text_config["num_attention_heads"]
     if d in CPU_HEAD_SIZES:
         return d, d
     big = min(s for s in CPU_HEAD_SIZES if s > d)
     rope = text_config.get("rope_parameters") or {}
-    if rope.get("rope_type", "default") != "default" or rope.get("partial_rotary_factor", 1.0) != 1.0:
-        raise HarnessError(f"head size {d} has no vLLM CPU attention kernel and its RoPE ({rope}) cannot be "
-                           "padded; serve this model with vLLM on a GPU")
-    return d, big
+    plain = rope.get("rope_type", "default") == "default" and rope.get("partial_rotary_factor", 1.0) == 1.0
+    return (d, big) if plain and int(big * (d / big)) == d else (d, d)   # vLLM: rotary width int(D * factor)
 
 
 def pad_heads(tensors: dict, d: int, big: int) -> dict:
@@ -101,8 +100,6 @@ def _pad_config(tmp: Path) -> tuple[int, int]:
     if big != d:
         text["head_dim"] = big
         text["rope_parameters"] = {**(text.get("rope_parameters") or {}), "partial_rotary_factor": d / big}
-        if int(big * (d / big)) != d:       # vLLM takes int(head_dim * factor) as the rotary width
-            raise HarnessError(f"head size {d} cannot be padded to {big} exactly")
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
     return d, big
 
