@@ -179,17 +179,11 @@ def _no_vllm_cache():
     from round 1 (micro-llava offline, one process: 477 prompts/s with them, 344 without:
     benchmarks.vllm_profile), which a run over new items never gets; so the engines started here go without
     them, unless HARNESS_VLLM_LLM_KWARGS / HARNESS_VLLM_ARGS say otherwise."""
-    saved = {k: os.environ.get(k) for k in ("HARNESS_VLLM_LLM_KWARGS", "HARNESS_VLLM_ARGS")}
-    os.environ.setdefault("HARNESS_VLLM_LLM_KWARGS", json.dumps(NO_CACHE))
-    os.environ.setdefault("HARNESS_VLLM_ARGS", "--no-enable-prefix-caching --mm-processor-cache-gb 0")
-    try:
+    from harness.io import environ_set
+    with environ_set({"HARNESS_VLLM_LLM_KWARGS": os.environ.get("HARNESS_VLLM_LLM_KWARGS", json.dumps(NO_CACHE)),
+                      "HARNESS_VLLM_ARGS": os.environ.get("HARNESS_VLLM_ARGS",
+                                                          "--no-enable-prefix-caching --mm-processor-cache-gb 0")}):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3,

@@ -16,6 +16,21 @@ from harness.errors import HarnessError, RunFailed
 
 
 @contextmanager
+def environ_set(values: dict[str, str]) -> Iterator[None]:
+    """os.environ with `values` set for the block, every one of those keys restored (or removed) after it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; on success it is renamed over `path` (atomic on POSIX)."""
     path = Path(path)

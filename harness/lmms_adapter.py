@@ -157,19 +157,11 @@ def _one_process_view(active: bool):
     """lmms-eval reads RANK/WORLD_SIZE from the environment and would shard documents by rank, regrouping our
     batches (docs/scaling.md: other padding, other greedy tokens). With batch sharding every rank runs lmms-eval
     as one process over all documents and only the generation is split; this hides the ranks from it meanwhile."""
-    import os
     from harness import parallel
-    saved = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    if active and parallel.world_size() > 1:
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
-    try:
+    from harness.io import environ_set
+    one = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"} if active and parallel.world_size() > 1 else {}
+    with environ_set(one):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _quiet() -> None:
