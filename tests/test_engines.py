@@ -511,30 +511,44 @@ time.sleep(300)
 """
 
 
-def test_a_started_server_dies_with_a_killed_run(tmp_path, monkeypatch):
-    """`kill -9` of the run (no Python cleanup) must not leave a vLLM server holding memory and a port."""
+def _group_alive(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()     # after "pid (comm)": state ppid pgrp ...
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+@pytest.mark.parametrize("engine", ["harness.engines.vllm import Server", "harness.engines.batch import Offline"])
+def test_a_started_engine_and_its_children_die_with_a_killed_run(tmp_path, monkeypatch, engine):
+    """`kill -9` of the run (no Python cleanup) must not leave a vLLM server or offline worker holding memory and a
+    port, nor the engine and worker processes vLLM spawns (here a background child of the stand-in), which a
+    death signal on the command alone would orphan."""
     import signal
     import time
 
-    monkeypatch.setenv("HARNESS_VLLM_PYTHON", _fake_python(tmp_path, "exec sleep 300"))
-    root = str(Path(__file__).resolve().parent.parent)
-    code = _SERVER_PARENT.format(root=root, tmp=str(tmp_path), log=str(tmp_path / "server.log"))
+    monkeypatch.setenv("HARNESS_VLLM_PYTHON", _fake_python(tmp_path, "sleep 300 & exec sleep 300"))
+    code = _SERVER_PARENT.format(root=str(ROOT), tmp=str(tmp_path), log=str(tmp_path / "engine.log")).replace(
+        "harness.engines.vllm import Server", f"{engine} as Server")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        pid = int(parent.stdout.readline())
-        os.kill(pid, 0)                                   # the server runs
+        pgid = int(parent.stdout.readline())              # the engine's group (spawn_group: its keeper's pid)
+        deadline = time.time() + 10
+        while len(_group_alive(pgid)) < 3 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(_group_alive(pgid)) == 3               # keeper, the command, its child
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
     deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
+    while _group_alive(pgid) and time.time() < deadline:
         time.sleep(0.1)
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    assert _group_alive(pgid) == []
 
 
 # ------------------------------------------------------------------ engine vllm-batch (offline LLM.generate)
@@ -632,29 +646,6 @@ def test_lmms_adapter_generates_through_the_batch_engine(tmp_path, monkeypatch):
     assert [t.split("'", 2)[-1] for t in texts] == [f" rgb32x32 seed={i} T=0.0 max=5" for i in range(3)]
     assert "x ?" in texts[0] and "z ?" in texts[2]
     assert proc.poll() is not None                            # stopped with the session
-
-
-def _gone_within(pid: int, seconds: float) -> bool:
-    import time
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def test_a_started_batch_worker_dies_with_a_killed_run(tmp_path, monkeypatch):
-    """The offline worker holds the model and its KV cache: `kill -9` of the run must take it down too."""
-    monkeypatch.setenv("HARNESS_VLLM_PYTHON", _fake_python(tmp_path, "exec sleep 300"))
-    code = _SERVER_PARENT.format(root=str(ROOT), tmp=str(tmp_path), log=str(tmp_path / "batch.log")).replace(
-        "from harness.engines.vllm import Server", "from harness.engines.batch import Offline as Server")
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    pid = int(parent.stdout.readline())
-    assert not _gone_within(pid, 0.5)                         # the worker runs
-    parent.kill()
-    parent.wait()
-    assert _gone_within(pid, 10)
 
 
 def test_vllm_batch_is_an_engine_key_without_a_url():

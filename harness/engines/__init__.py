@@ -5,7 +5,7 @@
   (`.venv-vllm`, scripts/vllm-env.sh: vLLM pins a transformers the main install cannot share), serving a copy
   of the checkpoint prepared for it (an adapter merged in, the vision tower's keys in vLLM's layout).
 - `vllm-batch`: vLLM's offline `LLM.generate` in a worker process of that environment (no server, no HTTP;
-  harness.engines.batch), on the same prepared checkpoint; 2.4-2.6x the server here (docs/engines.md).
+  harness.engines.batch), on the same prepared checkpoint; 2.4x the server on the micro world (docs/engines.md).
 - `vllm:<url>`: an already running vLLM (or any OpenAI-compatible) server at `<url>`, e.g.
   `vllm:http://127.0.0.1:8000/v1`; the harness neither starts nor stops it and serves what it serves.
 

@@ -165,13 +165,12 @@ def spawn(cmd: list[str], log_path: Path, **popen_kw) -> subprocess.Popen:
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):   # not one of our ranks
         env.pop(k, None)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    from harness.procs import die_with_parent
-    parent = os.getpid()
+    from harness.procs import spawn_group
     with open(log_path, "w") as log:     # the child keeps its own copy of the descriptor
         popen_kw.setdefault("stdout", log)
-        # its own session (a Ctrl-C in the terminal is ours to handle), but killed with us even by `kill -9`
-        return subprocess.Popen(cmd, env=env, stderr=log, start_new_session=True, text=True,
-                                preexec_fn=lambda: die_with_parent(parent), **popen_kw)
+        # its own session (a Ctrl-C in the terminal is ours to handle), but its whole process group (vLLM's engine
+        # and worker processes too) is killed with us even by `kill -9`
+        return spawn_group(cmd, env=env, stderr=log, text=True, **popen_kw)
 
 
 def log_tail(path: Path, n: int = 15) -> str:
