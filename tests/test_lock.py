@@ -1,5 +1,5 @@
 """The install is the lock: every installed package is pinned in requirements.txt (CPU) or requirements-gpu.txt
-(GPU) at that version.
+(GPU) at that version; pylock.toml / pylock.gpu.toml (PEP 751) hold the same pins.
 
 A package that floats (installed but not locked, or at another version than the lock says) is how a fresh
 clone broke once with no change in the project (filelock 4.3.1 removed a module lmms-eval imports).
@@ -54,3 +54,14 @@ def test_lock_pins_the_known_breakages(lock):
     for line in (ROOT / lock).read_text().splitlines():
         if re.match(r"^[A-Za-z0-9]", line):
             assert "--hash" in line or line.rstrip().endswith("\\"), f"pin without hash: {line}"
+
+
+@pytest.mark.parametrize("lock, pylock", [("requirements.txt", "pylock.toml"),
+                                          ("requirements-gpu.txt", "pylock.gpu.toml")])
+def test_pylock_holds_the_same_pins_with_hashes(lock, pylock):
+    import tomllib
+    packages = tomllib.loads((ROOT / pylock).read_text(encoding="utf-8"))["packages"]
+    assert {_norm(p["name"]): p["version"] for p in packages} == locked(ROOT / lock)
+    for p in packages:
+        files = p.get("wheels", []) + ([p["sdist"]] if "sdist" in p else [])
+        assert files and all(f["hashes"].get("sha256") for f in files), f"{p['name']}: a file without a hash"
