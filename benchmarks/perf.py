@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,11 +152,6 @@ def _timed(fn):
     return time.perf_counter() - t0, out
 
 
-def _median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
-
-
 def _alternate(runs: dict, repeats: int, engine=None) -> tuple[dict, dict]:
     """`repeats` rounds of every run in turn -> ({name: [seconds]}, {name: round 1's texts}); with the offline
     engine, its time inside LLM.generate is kept too (under "inside LLM.generate")."""
@@ -193,8 +189,9 @@ def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3,
     alternating rounds with HF each (the machine is shared: medians), start-up apart, greedy agreement with HF.
     The first model (by default the evaluated checkpoint, micro-llava) gets both engines; the others (by default
     the responders, whose head sizes vLLM serves padded: harness.engines.vllm.pad_heads) the offline engine.
-    vLLM's CPU engine computes on one OpenMP thread (VLLM_CPU_OMP_THREADS_BIND=auto on 2 cores: core 0 computes,
-    core 1 is reserved for its front-end; docs/engines.md), HF on one torch thread."""
+    vLLM's CPU engine computes on one OpenMP thread (VLLM_CPU_OMP_THREADS_BIND=auto on 2 cores binds it to core
+    0; the server's front-end process has core 1, the offline worker runs the engine in its own process:
+    docs/engines.md), HF on one torch thread."""
     import torch
 
     from harness.engines import batch as B
@@ -229,28 +226,28 @@ def bench_vllm(prompts: int, batch: int, work: Path, repeats: int = 3,
                     t, "harness", images, questions, max_new_tokens=40, concurrency=n)}, repeats, engine)
             finally:
                 engine.stop()
-            _report_vllm(model_name, n, batch, {k: _median(v) for k, v in seconds.items()}, texts, {name: start},
-                         load_hf)
+            _report_vllm(model_name, name, n, batch, {k: statistics.median(v) for k, v in seconds.items()}, texts,
+                         start, load_hf)
 
 
-def _report_vllm(model: str, n: int, batch: int, med: dict, texts: dict, starts: dict, load_hf: float) -> None:
+def _report_vllm(model: str, name: str, n: int, batch: int, med: dict, texts: dict, start: float,
+                 load_hf: float) -> None:
+    """One engine's rounds (medians `med`, round 1's `texts`) against HF's, printed and added to RESULTS."""
     hf1, hfb = texts["HF batch 1"], texts[f"HF batch {batch}"]
     _say("  prompts/s (median): " + ", ".join(f"{k} {n / v:.1f}" for k, v in med.items()))
-    med = {k: v for k, v in med.items() if k != "inside LLM.generate"}
-    for name, start in starts.items():
-        same1, sameb = sum(a == b for a, b in zip(texts[name], hf1)), sum(a == b for a, b in zip(texts[name], hfb))
-        rate, rate_hf = n / med[name], n / med[f"HF batch {batch}"]
-        whole = (load_hf + med[f"HF batch {batch}"]) / (start + med[name])
-        even = (start - load_hf) / (1 / rate_hf - 1 / rate) if rate > rate_hf else float("inf")
-        _say(f"  {name}: {rate / rate_hf:.2f}x HF batch {batch} after start-up, {whole:.2f}x with start-up "
-             f"({start:.0f} s vs HF load {load_hf:.1f} s; break-even at {even:.0f} prompts); greedy identical to HF: "
-             f"{same1}/{n} (batch 1), {sameb}/{n} (batch {batch})")
-        RESULTS.append((f"{model} {name} ({sameb}/{n} = HF greedy)", f"HF generate batch {batch}", med[name],
-                        med[f"HF batch {batch}"]))
-        RESULTS.append((f"{model} {name} ({same1}/{n} = HF greedy)", "HF generate batch 1", med[name],
-                        med["HF batch 1"]))
-        RESULTS.append((f"{model} {name}: start-up + {n} prompts", f"HF load + batch {batch}", start + med[name],
-                        load_hf + med[f"HF batch {batch}"]))
+    same1, sameb = sum(a == b for a, b in zip(texts[name], hf1)), sum(a == b for a, b in zip(texts[name], hfb))
+    rate, rate_hf = n / med[name], n / med[f"HF batch {batch}"]
+    whole = (load_hf + med[f"HF batch {batch}"]) / (start + med[name])
+    even = (start - load_hf) / (1 / rate_hf - 1 / rate) if rate > rate_hf else float("inf")
+    _say(f"  {name}: {rate / rate_hf:.2f}x HF batch {batch} after start-up, {whole:.2f}x with start-up "
+         f"({start:.0f} s vs HF load {load_hf:.1f} s; break-even at {even:.0f} prompts); greedy identical to HF: "
+         f"{same1}/{n} (batch 1), {sameb}/{n} (batch {batch})")
+    RESULTS.append((f"{model} {name} ({sameb}/{n} = HF greedy)", f"HF generate batch {batch}", med[name],
+                    med[f"HF batch {batch}"]))
+    RESULTS.append((f"{model} {name} ({same1}/{n} = HF greedy)", "HF generate batch 1", med[name],
+                    med["HF batch 1"]))
+    RESULTS.append((f"{model} {name}: start-up + {n} prompts", f"HF load + batch {batch}", start + med[name],
+                    load_hf + med[f"HF batch {batch}"]))
 
 
 # ------------------------------------------------------------------ 2 processes vs 1

@@ -50,11 +50,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-
 def cache_dir() -> Path:
     """The harness's cache root: $HARNESS_CACHE_DIR, else ~/.cache/harness (base evaluations, micro data, judge
     and LLM replies, NLP data, served checkpoints)."""
     return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness")
+
 
 def disk_full(path: str | os.PathLike) -> RunFailed:
     """The one message a full disk gives (exit 3); the OSError stays its cause, for the run's error.log."""

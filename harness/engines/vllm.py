@@ -251,13 +251,12 @@ class Server:
 
 def _image_url(image) -> str:
     """A PIL image, or an image file's path, as a PNG data URL."""
-    buf = io.BytesIO()
     if isinstance(image, (str, Path)):
         from PIL import Image
         with Image.open(image) as im:
-            im.convert("RGB").save(buf, format="PNG")
-    else:
-        image.convert("RGB").save(buf, format="PNG")
+            return _image_url(im)
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
